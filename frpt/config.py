@@ -1,0 +1,92 @@
+"""Model configuration as data: one frozen dataclass, saved as JSON beside checkpoints, ONNX files and engines.
+
+Torch-free on purpose: the runtime (no torch on an edge box) configures itself from this JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FRPTConfig", "DPP_VARIANTS", "POOLINGS"]
+
+DPP_VARIANTS = ("released", "paper")
+POOLINGS = ("avg", "gem")
+
+
+@dataclass(frozen=True)
+class FRPTConfig:
+    """Everything needed to rebuild an FRPT model (weights aside) and to feed it.
+
+    Attributes:
+        backbone: registry name of the frozen backbone (``efficientnet_lite0`` | ``resnet50``).
+        input_size: square model input side in pixels (the runtime resizes + centre-crops to it).
+        crop_pct: centre-crop fraction: resize the shorter side to ``input_size / crop_pct``, then crop.
+        pixel_mean, pixel_std: per-channel normalisation of ``[0, 1]`` RGB, applied inside the model.
+        dpp_variant: ``released`` (tap after stage 3 / stride 16, ReLU, 1x1 conv; default, cheap) or
+            ``paper`` (tap after block 1 / stride 4, sigma x sigma content-aware conv, sigma = 31).
+        grid: saliency grid side ``g``.
+        pad: replication padding ``p`` (Gaussian support ``2p+1``).
+        fwhm: Gaussian full width at half maximum, in grid cells.
+        paper_kernel: sigma of the paper variant's content-aware kernel.
+        cah_reduction: SE reduction ratio ``r`` of the category-specific awareness head (paper 8).
+        pooling: ``avg`` (paper) or ``gem`` (released code, with a BN neck).
+        gem_p: initial GeM exponent.
+        num_classes: classifier outputs.
+        class_names: training class names (may be empty).
+        label_smoothing: cross-entropy label smoothing.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    input_size: int = 224
+    crop_pct: float = 0.875
+    pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    dpp_variant: str = "released"
+    grid: int = 31
+    pad: int = 30
+    fwhm: float = 13.0
+    paper_kernel: int = 31
+    cah_reduction: int = 8
+    pooling: str = "avg"
+    gem_p: float = 3.0
+    num_classes: int = 100
+    class_names: tuple[str, ...] = field(default_factory=tuple)
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.dpp_variant not in DPP_VARIANTS:
+            raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.grid < 2 or self.pad < 0 or self.fwhm <= 0 or self.input_size < 8:
+            raise ValueError(f"invalid geometry: grid={self.grid} pad={self.pad} fwhm={self.fwhm}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FRPTConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a config from a newer toolkit)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown FRPT config keys {unknown}: written by a newer toolkit?")
+        kw = dict(data)
+        for key in ("pixel_mean", "pixel_std", "class_names"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FRPTConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> "FRPTConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,1 @@
+"""Torch-free runtime: backends, image pipeline, batched embedding, verification (imports as ``frpt_runtime``)."""

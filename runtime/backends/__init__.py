@@ -1,0 +1,1 @@
+"""Inference backends behind one small interface (ONNX Runtime, TensorRT), each importing its heavy module lazily."""
