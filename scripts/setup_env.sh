@@ -12,7 +12,7 @@ stamp=.venv/.frpt-installed
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing pinned dependencies (torch $(grep -E '^torch==' constraints.txt | cut -d= -f3), first run takes a few minutes)" >&2
-    .venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+    .venv/bin/python -m pip install --quiet --upgrade "pip==26.3"
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[all]"
     echo "$want" > "$stamp"
 fi
