@@ -1,0 +1,152 @@
+"""Engine sidecar ``<plan>.json``: the facts a TensorRT plan cannot carry itself (torch-free).
+
+A serialised engine only runs on the TensorRT version and GPU it was built for, and the runtime must know
+the model config, precision and lowering without opening the ONNX file. The exporter writes this sidecar
+atomically beside every plan; the runtime reads it and refuses a mismatched plan before doing any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from frpt.errors import FrptError
+
+__all__ = ["EngineSidecar", "sidecar_path", "write_sidecar", "read_sidecar", "check_compatible", "sha256_file"]
+
+TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    """What was built, with what, for what.
+
+    Attributes:
+        config: ``FRPTConfig.to_dict()`` of the model.
+        precision: ``fp32`` | ``fp16`` (of the ONNX graph the engine was built from).
+        lowering: ``standard`` | ``plugin``.
+        trt_flavour: ``tensorrt`` | ``tensorrt_rtx``.
+        trt_version: the builder's ``__version__``.
+        gpu_name: name of the GPU the build ran on (``None`` on a CPU-only build machine).
+        compute_capability: ``"major.minor"`` of the build GPU, or the TensorRT-RTX target name
+            (e.g. ``"SM86"``) when built ahead of time without a GPU; ``None`` if unknown.
+        min_batch, opt_batch, max_batch: the optimisation profile on ``images``.
+        onnx_sha256, plan_sha256: hex digests of the source graph and of the plan.
+        toolkit_version: toolkit that built it.
+        plugin_required: whether the engine needs ``libfrpt_plugins`` loaded to deserialise.
+    """
+
+    config: dict[str, Any]
+    precision: str
+    lowering: str
+    trt_flavour: str
+    trt_version: str
+    gpu_name: str | None
+    compute_capability: str | None
+    min_batch: int
+    opt_batch: int
+    max_batch: int
+    onnx_sha256: str
+    plan_sha256: str
+    toolkit_version: str
+    plugin_required: bool
+
+    def __post_init__(self) -> None:
+        if self.trt_flavour not in TRT_FLAVOURS:
+            raise FrptError(f"sidecar trt_flavour must be one of {TRT_FLAVOURS}, got {self.trt_flavour!r}")
+        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+            raise FrptError(
+                f"sidecar batch range must satisfy 1 <= min <= opt <= max, got "
+                f"{self.min_batch}/{self.opt_batch}/{self.max_batch}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EngineSidecar":
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise FrptError(f"engine sidecar lacks fields {missing}: rebuild the engine with `frpt-export trt`")
+        return cls(**{n: data[n] for n in names})
+
+
+def sidecar_path(plan_path: str | os.PathLike) -> Path:
+    """``model.plan`` -> ``model.plan.json``."""
+    p = Path(plan_path)
+    return p.with_name(p.name + ".json")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_sidecar(plan_path: str | os.PathLike, sidecar: EngineSidecar) -> Path:
+    """Write ``<plan>.json`` atomically (temp file in the same folder, then rename). Returns its path."""
+    path = sidecar_path(plan_path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(sidecar.to_dict(), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_sidecar(plan_path: str | os.PathLike) -> EngineSidecar:
+    """Read ``<plan>.json`` for a plan.
+
+    Raises:
+        FrptError: sidecar missing or malformed.
+    """
+    path = sidecar_path(plan_path)
+    if not path.is_file():
+        raise FrptError(f"engine sidecar {path} not found: build the engine with `frpt-export trt`, which writes it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FrptError(f"engine sidecar {path} is unreadable ({type(exc).__name__}): rebuild the engine") from exc
+    if not isinstance(data, dict):
+        raise FrptError(f"engine sidecar {path} is not a JSON object: rebuild the engine")
+    return EngineSidecar.from_dict(data)
+
+
+def check_compatible(
+    sidecar: EngineSidecar, *, trt_flavour: str, trt_version: str, compute_capability: str | None
+) -> None:
+    """Refuse a plan built by another TensorRT (flavour or version) or for another GPU architecture.
+
+    Args:
+        sidecar: the plan's sidecar.
+        trt_flavour, trt_version: the runtime's TensorRT module name and ``__version__``.
+        compute_capability: ``"major.minor"`` of the GPU about to run the plan.
+
+    Raises:
+        FrptError: naming the mismatch and the rebuild command.
+    """
+    fix = "rebuild it on this box with `frpt-export trt --onnx model.onnx`"
+    if (sidecar.trt_flavour, sidecar.trt_version) != (trt_flavour, trt_version):
+        raise FrptError(
+            f"engine built with {sidecar.trt_flavour} {sidecar.trt_version}, this is {trt_flavour} {trt_version}: {fix}"
+        )
+    built_cc = sidecar.compute_capability
+    if built_cc and compute_capability and "." in built_cc and built_cc != compute_capability:
+        raise FrptError(
+            f"engine built for compute capability {built_cc} ({sidecar.gpu_name}), "
+            f"this GPU is {compute_capability}: {fix}"
+        )

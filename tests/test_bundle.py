@@ -1,0 +1,122 @@
+"""Reference bundle and engine sidecar: atomic round-trips and one-line errors on bad files (numpy only)."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt_runtime.bundle import RefBundle, bundle_path_for, load_bundle, save_bundle
+from frpt_runtime.engine_sidecar import (
+    EngineSidecar,
+    check_compatible,
+    read_sidecar,
+    sha256_file,
+    sidecar_path,
+    write_sidecar,
+)
+from frpt_runtime.parity import THRESHOLDS
+
+CFG = FRPTConfig(input_size=16, num_classes=3, class_names=("a", "b", "c"))
+
+
+def _bundle(m: int = 5, d: int = 8) -> RefBundle:
+    rng = np.random.default_rng(0)
+    return RefBundle(
+        images=rng.integers(0, 256, size=(m, 16, 16, 3), dtype=np.uint8),
+        embeddings=rng.normal(size=(m, d)).astype(np.float32),
+        batch_sizes=np.array([1, m - 1], dtype=np.int64),
+        config=CFG,
+    )
+
+
+def test_round_trip(tmp_path):
+    bundle = _bundle()
+    path = save_bundle(tmp_path / "model.ref.npz", bundle)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.ref.npz"]  # no temp file left
+    again = load_bundle(path)
+    np.testing.assert_array_equal(again.images, bundle.images)
+    np.testing.assert_array_equal(again.embeddings, bundle.embeddings)
+    assert again.config == CFG and again.thresholds == THRESHOLDS and again.toolkit_version == bundle.toolkit_version
+    assert [len(i) for i, _ in again.batches()] == [1, 4]
+    assert bundle_path_for(tmp_path / "x" / "model.onnx") == tmp_path / "x" / "model.ref.npz"
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(images=np.zeros((5, 16, 16, 3), np.float32)), "uint8"),
+        (dict(images=np.zeros((5, 17, 17, 3), np.uint8)), "uint8"),
+        (dict(embeddings=np.zeros((4, 8), np.float32)), "float32"),
+        (dict(embeddings=np.zeros((5, 8), np.float64)), "float32"),
+        (dict(batch_sizes=np.array([2, 2], np.int64)), "summing to 5"),
+        (dict(batch_sizes=np.array([5, 0], np.int64)), "positive"),
+    ],
+)
+def test_invalid_contents(change, match):
+    good = _bundle()
+    fields = dict(images=good.images, embeddings=good.embeddings, batch_sizes=good.batch_sizes, config=CFG)
+    with pytest.raises(FrptError, match=match):
+        RefBundle(**{**fields, **change})
+
+
+def test_bad_files_one_line(tmp_path):
+    with pytest.raises(FrptError, match="not found"):
+        load_bundle(tmp_path / "missing.ref.npz")
+    path = save_bundle(tmp_path / "m.ref.npz", _bundle())
+    truncated = tmp_path / "t.ref.npz"
+    truncated.write_bytes(path.read_bytes()[:200])
+    garbage = tmp_path / "g.ref.npz"
+    garbage.write_bytes(b"not a zip")
+    partial = tmp_path / "p.ref.npz"
+    np.savez(partial, images=np.zeros((1, 16, 16, 3), np.uint8))
+    pickled = tmp_path / "o.ref.npz"
+    b = _bundle()
+    np.savez(pickled, images=b.images, embeddings=b.embeddings, batch_sizes=b.batch_sizes,
+             meta=np.array([{"x": 1}], dtype=object))
+    for bad, match in ((truncated, "unreadable"), (garbage, "unreadable"), (partial, "lacks"), (pickled, "unreadable")):
+        with pytest.raises(FrptError, match=match) as info:
+            load_bundle(bad)
+        assert "\n" not in str(info.value)
+
+
+def _sidecar(**kw) -> EngineSidecar:
+    base = dict(
+        config=CFG.to_dict(), precision="fp16", lowering="standard", trt_flavour="tensorrt", trt_version="10.3.0",
+        gpu_name="Orin", compute_capability="8.7", min_batch=1, opt_batch=8, max_batch=16,
+        onnx_sha256="a" * 64, plan_sha256="b" * 64, toolkit_version="0.1.0", plugin_required=False,
+    )
+    return EngineSidecar(**{**base, **kw})
+
+
+def test_sidecar_round_trip_and_checks(tmp_path):
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"engine")
+    path = write_sidecar(plan, _sidecar(plan_sha256=sha256_file(plan)))
+    assert path == sidecar_path(plan) == tmp_path / "model.plan.json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.plan", "model.plan.json"]
+    side = read_sidecar(plan)
+    assert side == _sidecar(plan_sha256=sha256_file(plan))
+    assert side.plan_sha256 == hashlib.sha256(b"engine").hexdigest()
+    check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability="8.7")
+    with pytest.raises(FrptError, match="built with tensorrt 10.3.0, this is tensorrt 11.1.0"):
+        check_compatible(side, trt_flavour="tensorrt", trt_version="11.1.0", compute_capability="8.7")
+    with pytest.raises(FrptError, match="compute capability 8.7"):
+        check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability="9.0")
+
+
+def test_sidecar_errors(tmp_path):
+    with pytest.raises(FrptError, match="not found"):
+        read_sidecar(tmp_path / "none.plan")
+    sidecar_path(tmp_path / "bad.plan").write_text("{")
+    with pytest.raises(FrptError, match="unreadable"):
+        read_sidecar(tmp_path / "bad.plan")
+    sidecar_path(tmp_path / "old.plan").write_text(json.dumps({"precision": "fp16"}))
+    with pytest.raises(FrptError, match="lacks fields"):
+        read_sidecar(tmp_path / "old.plan")
+    with pytest.raises(FrptError, match="batch range"):
+        _sidecar(min_batch=4, opt_batch=2)
+    with pytest.raises(FrptError, match="trt_flavour"):
+        _sidecar(trt_flavour="onnxruntime")
