@@ -1,0 +1,86 @@
+"""CAH, the category-specific awareness head, and the embedding head (DESIGN.md §2).
+
+Provenance: FRPT (Wang et al., AAAI 2023), §3.3, Eq. (6)-(7); released code ``MAM`` block.
+
+* :class:`CAH`: ``w = sigmoid(W2 relu(W1 GAP(F)))`` (SE form, reduction ``r``),
+  ``F' = w * F + (1 - w) * IN(F)`` with parameter-free InstanceNorm (eps 1e-5). Shapes preserved.
+* :class:`EmbeddingHead`: global pooling of ``F'`` -- average (paper, default) or GeM followed by a
+  BatchNorm neck (released code) -- to an *unnormalised* embedding ``[N, C]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CAH", "GeM", "EmbeddingHead"]
+
+IN_EPS = 1e-5
+
+
+class CAH(nn.Module):
+    """Category-specific awareness head.
+
+    Args:
+        channels: feature channels ``C``.
+        reduction: SE reduction ratio ``r`` (hidden width ``max(1, C // r)``).
+    """
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        if reduction < 1:
+            raise ValueError(f"CAH reduction must be >= 1, got {reduction}")
+        hidden = max(1, channels // reduction)
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, channels)
+
+    def weights(self, features: Tensor) -> Tensor:
+        """SE weights ``w``: ``[N, C, h, w]`` -> ``[N, C, 1, 1]`` in (0, 1)."""
+        pooled = features.mean(dim=(2, 3))
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(pooled))))[:, :, None, None]
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``F [N, C, h, w]`` -> ``F' [N, C, h, w]`` (same dtype)."""
+        w = self.weights(features)
+        normed = F.instance_norm(features, eps=IN_EPS)
+        return w * features + (1.0 - w) * normed
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling with a trainable exponent: ``[N, C, h, w]`` -> ``[N, C]``."""
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(float(p)))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+
+
+class EmbeddingHead(nn.Module):
+    """Pooling (+ BN neck for GeM) to the unnormalised embedding.
+
+    Args:
+        channels: feature channels ``C`` (= embedding dim ``D``).
+        pooling: ``avg`` or ``gem``.
+        gem_p: initial GeM exponent.
+    """
+
+    def __init__(self, channels: int, pooling: str = "avg", gem_p: float = 3.0) -> None:
+        super().__init__()
+        if pooling not in ("avg", "gem"):
+            raise ValueError(f"pooling must be 'avg' or 'gem', got {pooling!r}")
+        self.pooling = pooling
+        self.embedding_dim = channels
+        self.gem = GeM(gem_p) if pooling == "gem" else None
+        self.neck = nn.BatchNorm1d(channels) if pooling == "gem" else None
+        if self.neck is not None:
+            self.neck.bias.requires_grad_(False)  # BN neck without shift, as in the released code
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``[N, C, h, w]`` -> ``[N, C]`` float (unnormalised)."""
+        if self.gem is None:
+            return features.mean(dim=(2, 3))
+        return self.neck(self.gem(features))

@@ -1,0 +1,102 @@
+"""Self-contained FRPT checkpoints (DESIGN.md §3).
+
+A checkpoint is a ``torch.save`` file holding only plain data -- strings, ints and tensors -- so it loads
+with ``torch.load(weights_only=True)`` and never unpickles an arbitrary object::
+
+    {"format": "frpt-checkpoint", "format_version": 1, "toolkit_version": str,
+     "config": FRPTConfig JSON (backbone id, input size, DPP geometry, CAH, classes, pixel mean/std),
+     "state_dict": {name: Tensor}}   # full weights, frozen backbone included
+
+The backbone weights travel with the checkpoint, so loading needs neither the packaged Lite0 weights nor
+the user's ResNet-50 file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from frpt import __version__
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt.model import FRPT, create_model
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
+
+CHECKPOINT_FORMAT = "frpt-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(model: FRPT, path: str | Path) -> Path:
+    """Write ``model`` (config + full weights) to ``path``; parent folders are created.
+
+    Returns:
+        The written path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "toolkit_version": __version__,
+        "config": model.config.to_json(),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict:
+    if not path.is_file():
+        raise FrptError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for objects, RuntimeError/EOFError for truncation
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text:
+            raise FrptError(
+                f"refusing {path}: it contains pickled Python objects, not plain weights; re-save it with frpt-train"
+            ) from None
+        raise FrptError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(exc).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise FrptError(f"{path} is not an FRPT checkpoint (no '{CHECKPOINT_FORMAT}' header); save it with frpt-train")
+    if payload.get("format_version") != CHECKPOINT_VERSION:
+        raise FrptError(
+            f"{path} has checkpoint format {payload.get('format_version')}, this toolkit reads {CHECKPOINT_VERSION}: "
+            "upgrade frpt-toolkit"
+        )
+    return payload
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> FRPT:
+    """Rebuild an FRPT model from :func:`save_checkpoint` output, in eval mode.
+
+    Raises:
+        FrptError: missing, truncated, pickled-object, foreign or other-architecture file (one line).
+    """
+    path = Path(path)
+    payload = _read(path, map_location)
+    try:
+        config = FRPTConfig.from_json(payload["config"])
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FrptError(f"{path} has an unreadable model config: {exc}") from None
+    state = payload.get("state_dict")
+    if not isinstance(state, dict):
+        raise FrptError(f"{path} holds no state_dict")
+    model = create_model(config, random_init=True)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        example = (missing + unexpected + wrong)[0]
+        raise FrptError(
+            f"{path} does not fit the {config.backbone} FRPT architecture its config describes "
+            f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped tensors, e.g. {example})"
+        )
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()

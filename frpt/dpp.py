@@ -1,0 +1,90 @@
+"""DPP, the discriminative perturbation prompt: content parsing + structure modification (DESIGN.md §2).
+
+Provenance: FRPT (Wang et al., AAAI 2023), §3.2 "Discriminative Perturbation Prompt"; released code
+``fastreid/modeling/meta_arch`` (saliency sampler after Recasens et al., ECCV 2018).
+
+* Content parsing turns a backbone tap ``[N, C, h, w]`` into saliency logits ``[N, 1, h, w]``:
+  ``released`` variant (default): ReLU then a 1x1 conv (tap at stride 16);
+  ``paper`` variant: a ``sigma x sigma`` content-aware conv with 'same' padding (tap at stride 4).
+* :func:`saliency_from_logits` resizes the logits to ``g x g`` (bilinear, align_corners=True) and takes a
+  softmax over the ``g^2`` cells: saliency ``A`` ``[N, 1, g, g]`` float32, summing to 1 per image.
+* Structure modification resamples the image from ``A``: :class:`ReferenceSampler` wraps the pure
+  reference :func:`frpt.sampling.inhomogeneous_sample` (the exporter swaps the sampler for a lowering).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from frpt.sampling import inhomogeneous_sample
+
+__all__ = ["TAP_STRIDE", "ContentParser", "saliency_from_logits", "ReferenceSampler"]
+
+# Backbone tap stride per DPP variant.
+TAP_STRIDE = {"released": 16, "paper": 4}
+
+
+class ContentParser(nn.Module):
+    """Saliency logits from a backbone tap.
+
+    The conv starts at zero, so an untrained model sees a uniform saliency map (a near-identity warp).
+
+    Args:
+        in_channels: tap channels ``C``.
+        variant: ``released`` (ReLU + 1x1 conv) or ``paper`` (``kernel x kernel`` conv, 'same' padding).
+        kernel: the paper variant's kernel side ``sigma`` (odd).
+    """
+
+    def __init__(self, in_channels: int, variant: str, kernel: int = 31) -> None:
+        super().__init__()
+        if variant not in TAP_STRIDE:
+            raise ValueError(f"DPP variant must be one of {sorted(TAP_STRIDE)}, got {variant!r}")
+        if variant == "paper" and kernel % 2 == 0:
+            raise ValueError(f"paper kernel must be odd for 'same' padding, got {kernel}")
+        self.variant = variant
+        self.act = nn.ReLU() if variant == "released" else nn.Identity()
+        size = 1 if variant == "released" else kernel
+        self.conv = nn.Conv2d(in_channels, 1, size, padding=size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, tap: Tensor) -> Tensor:
+        """``[N, C, h, w]`` float -> saliency logits ``[N, 1, h, w]``."""
+        return self.conv(self.act(tap))
+
+
+def saliency_from_logits(logits: Tensor, g: int) -> Tensor:
+    """Saliency map ``A`` from content-parsing logits.
+
+    Args:
+        logits: ``[N, 1, h, w]`` float (any float dtype).
+        g: grid side.
+
+    Returns:
+        ``[N, 1, g, g]`` float32, softmax over the ``g^2`` cells (each map sums to 1).
+    """
+    grid = F.interpolate(logits.float(), size=(g, g), mode="bilinear", align_corners=True)
+    n = grid.shape[0]
+    return F.softmax(grid.reshape(n, -1), dim=1).reshape(n, 1, g, g)
+
+
+class ReferenceSampler(nn.Module):
+    """Structure modification by the pure reference :func:`frpt.sampling.inhomogeneous_sample`.
+
+    Args:
+        pad: replication padding in grid cells.
+        fwhm: Gaussian FWHM in grid cells.
+    """
+
+    def __init__(self, pad: int = 30, fwhm: float = 13.0) -> None:
+        super().__init__()
+        self.pad = pad
+        self.fwhm = fwhm
+
+    def forward(self, image: Tensor, saliency: Tensor) -> Tensor:
+        """``image [N, C, H, W]``, ``saliency [N, 1, g, g]`` float32 -> resampled ``[N, C, H, W]`` (image dtype)."""
+        return inhomogeneous_sample(image, saliency, tuple(image.shape[-2:]), self.pad, self.fwhm)
+
+    def extra_repr(self) -> str:
+        return f"pad={self.pad}, fwhm={self.fwhm}"

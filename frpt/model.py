@@ -1,0 +1,143 @@
+"""The FRPT model: frozen backbone + DPP + CAH + embedding head + classifier (DESIGN.md §2).
+
+Provenance: FRPT (Wang et al., AAAI 2023), Fig. 2 and §3; released code (fast-reid based).
+
+Forward pass on a normalised image ``x`` ``[N, 3, S, S]`` float32:
+
+1. ``tap = backbone.forward_tap(x)`` -- the saliency pass runs the backbone only up to the tap;
+2. ``A = saliency_from_logits(parser(tap), g)`` -- ``[N, 1, g, g]`` float32, sums to 1;
+3. ``x' = sampler(x, A)`` -- structure modification (reference sampler unless the exporter swaps it);
+4. ``F = backbone.forward_features(x')``, ``F' = cah(F)``, ``e = head(F')`` ``[N, D]`` unnormalised;
+5. outputs: ``embedding = normalize(e)`` (L2, eps 1e-12), ``logits = classifier(e)``, ``saliency = A``.
+
+Only the parser, CAH, head and classifier train; :meth:`FRPT.prepare` is the exact in-graph input
+normalisation (uint8 NHWC -> Cast -> NCHW -> /255 -> (x - mean) / std).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from frpt.backbones import FrozenBackbone, create_backbone
+from frpt.cah import CAH, EmbeddingHead
+from frpt.config import FRPTConfig
+from frpt.dpp import TAP_STRIDE, ContentParser, ReferenceSampler, saliency_from_logits
+from frpt.errors import FrptError
+
+__all__ = ["FRPTOutput", "FRPT", "create_model"]
+
+MIN_INPUT_SIZE = 32
+
+
+class FRPTOutput(NamedTuple):
+    """FRPT forward result.
+
+    Attributes:
+        embedding: ``[N, D]`` float32, L2-normalised.
+        logits: ``[N, num_classes]`` classifier logits.
+        saliency: ``[N, 1, g, g]`` float32 DPP saliency map.
+    """
+
+    embedding: Tensor
+    logits: Tensor
+    saliency: Tensor
+
+
+class FRPT(nn.Module):
+    """Fine-grained Retrieval Prompt Tuning on a frozen backbone.
+
+    Args:
+        config: the model configuration (geometry, variants, classes).
+        backbone: a frozen backbone whose tap stride matches ``config.dpp_variant``.
+    """
+
+    def __init__(self, config: FRPTConfig, backbone: FrozenBackbone) -> None:
+        super().__init__()
+        if backbone.tap_stride != TAP_STRIDE[config.dpp_variant]:
+            raise ValueError(f"{config.dpp_variant} DPP needs a stride-{TAP_STRIDE[config.dpp_variant]} tap")
+        self.config = config
+        self.backbone = backbone
+        self.parser = ContentParser(backbone.tap_channels, config.dpp_variant, config.paper_kernel)
+        self.sampler: nn.Module = ReferenceSampler(config.pad, config.fwhm)
+        self.cah = CAH(backbone.num_features, config.cah_reduction)
+        self.head = EmbeddingHead(backbone.num_features, config.pooling, config.gem_p)
+        self.classifier = nn.Linear(self.head.embedding_dim, config.num_classes)
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Embedding width ``D``."""
+        return self.head.embedding_dim
+
+    def prepare(self, images: Tensor) -> Tensor:
+        """uint8 ``[N, H, W, 3]`` RGB -> normalised float32 ``[N, 3, H, W]`` (Cast first, as in the graph)."""
+        if images.dim() != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be [N, H, W, 3], got {tuple(images.shape)}")
+        x = images.to(torch.float32).permute(0, 3, 1, 2) / 255.0
+        return (x - self.pixel_mean) / self.pixel_std
+
+    def forward(self, x: Tensor) -> FRPTOutput:
+        """Normalised float32 ``[N, 3, S, S]`` -> :class:`FRPTOutput`."""
+        saliency = saliency_from_logits(self.parser(self.backbone.forward_tap(x)), self.config.grid)
+        warped = self.sampler(x, saliency)
+        embedding = self.head(self.cah(self.backbone.forward_features(warped)))
+        return FRPTOutput(F.normalize(embedding.float(), dim=1, eps=1e-12), self.classifier(embedding), saliency)
+
+    @torch.no_grad()
+    def embed_uint8(self, images: Tensor) -> Tensor:
+        """uint8 ``[N, S, S, 3]`` -> L2-normalised float32 embedding ``[N, D]`` (eval mode, no grad).
+
+        The module's train/eval mode is restored afterwards.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self.forward(self.prepare(images)).embedding
+        finally:
+            self.train(was_training)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser may update (DPP parser, CAH, head, classifier)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def parameter_report(self) -> dict[str, int]:
+        """``{"trainable": ..., "total": ..., "backbone": ...}`` parameter counts."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.trainable_parameters())
+        backbone = sum(p.numel() for p in self.backbone.parameters())
+        return {"trainable": trainable, "total": total, "backbone": backbone}
+
+
+def create_model(
+    config: FRPTConfig,
+    *,
+    pretrained: bool = True,
+    backbone_weights: str | None = None,
+    random_init: bool = False,
+) -> FRPT:
+    """Build an FRPT model for ``config``.
+
+    Args:
+        config: model configuration; ``config.backbone`` names a registered backbone.
+        pretrained: load ImageNet weights (packaged for ``efficientnet_lite0``, from ``backbone_weights``
+            otherwise). ``pretrained=False`` is the same as ``random_init=True``.
+        backbone_weights: path of a backbone weights file (required for ``resnet50`` unless random).
+        random_init: random backbone weights (tests, or before loading a checkpoint).
+
+    Raises:
+        FrptError: unknown backbone, missing/unreadable weights, input size below 32.
+    """
+    if config.input_size < MIN_INPUT_SIZE:
+        raise FrptError(f"input_size {config.input_size} is too small: use --input-size >= {MIN_INPUT_SIZE}")
+    backbone = create_backbone(
+        config.backbone,
+        tap_stride=TAP_STRIDE[config.dpp_variant],
+        weights=backbone_weights,
+        random_init=random_init or not pretrained,
+    )
+    return FRPT(config, backbone)

@@ -1,0 +1,21 @@
+"""Shared fixtures: small configs and one pretrained Lite0 backbone per session (CPU budget)."""
+
+from __future__ import annotations
+
+import pytest
+
+from frpt.config import FRPTConfig
+
+
+@pytest.fixture
+def tiny_config() -> FRPTConfig:
+    """A fast FRPT config: Lite0 geometry, 64 px input, 5 classes."""
+    return FRPTConfig(input_size=64, num_classes=5)
+
+
+@pytest.fixture(scope="session")
+def lite0_pretrained():
+    """The pretrained EfficientNet-Lite0 backbone (stride-16 tap, ImageNet classifier kept); built once."""
+    from frpt.backbones import create_backbone
+
+    return create_backbone("efficientnet_lite0", tap_stride=16, keep_classifier=True)

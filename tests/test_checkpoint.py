@@ -1,0 +1,77 @@
+"""Checkpoints: self-contained round trip; missing / truncated / pickled / foreign / other-architecture refused."""
+
+from __future__ import annotations
+
+import fractions
+
+import pytest
+import torch
+
+from frpt.checkpoint import load_checkpoint, save_checkpoint
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt.model import create_model
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_config: FRPTConfig):
+    torch.manual_seed(0)
+    model = create_model(tiny_config.replace(class_names=tuple("abcde")), random_init=True)
+    with torch.no_grad():
+        model.parser.conv.weight.normal_(0, 0.05)
+        model.classifier.bias.fill_(0.5)
+    return model, save_checkpoint(model, tmp_path / "sub" / "model.pt")
+
+
+def test_round_trip(saved) -> None:
+    model, path = saved
+    loaded = load_checkpoint(path)
+    assert loaded.config == model.config and loaded.config.class_names == tuple("abcde")
+    assert not loaded.training
+    images = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    assert torch.equal(loaded.embed_uint8(images), model.embed_uint8(images))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_missing_and_truncated(saved, tmp_path) -> None:
+    _, path = saved
+    with pytest.raises(FrptError, match="not found"):
+        load_checkpoint(tmp_path / "absent.pt")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FrptError, match="truncated"):
+        load_checkpoint(cut)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(FrptError, match="truncated"):
+        load_checkpoint(empty)
+
+
+def test_pickled_object_refused(tmp_path) -> None:
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "frpt-checkpoint", "obj": fractions.Fraction(1, 3)}, evil)
+    with pytest.raises(FrptError, match="pickled Python objects"):
+        load_checkpoint(evil)
+
+
+def test_foreign_file_refused(tmp_path) -> None:
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(3)}, plain)
+    with pytest.raises(FrptError, match="not an FRPT checkpoint"):
+        load_checkpoint(plain)
+
+
+def test_other_architecture_refused(saved, tmp_path) -> None:
+    _, path = saved
+    payload = torch.load(path, weights_only=True)
+    payload["config"] = FRPTConfig.from_json(payload["config"]).replace(pooling="gem").to_json()
+    other = tmp_path / "other.pt"
+    torch.save(payload, other)
+    with pytest.raises(FrptError, match="does not fit"):
+        load_checkpoint(other)
+    payload["config"] = '{"backbone": "efficientnet_lite0", "wings": 2}'
+    torch.save(payload, other)
+    with pytest.raises(FrptError, match="unreadable model config"):
+        load_checkpoint(other)

@@ -1,0 +1,157 @@
+"""Backbones (registry, freezing, taps, real weights) and the FRPT model (shapes, grads, frozen training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from frpt.backbones import backbone_pixel_stats, create_backbone, list_backbones
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt.model import FRPT, create_model
+
+TAP_CHANNELS = {
+    "efficientnet_lite0": ({4: 24, 8: 40, 16: 112, 32: 320}, 1280),
+    "resnet50": ({4: 256, 8: 512, 16: 1024, 32: 2048}, 2048),
+}
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_backbone_frozen_with_taps(name: str) -> None:
+    taps, features = TAP_CHANNELS[name]
+    x = torch.randn(1, 3, 64, 64)
+    for stride, channels in taps.items():
+        bb = create_backbone(name, tap_stride=stride, random_init=True)
+        assert all(not p.requires_grad for p in bb.parameters())
+        bb.train()
+        assert not bb.training and not any(m.training for m in bb.modules())
+        with torch.no_grad():
+            assert bb.forward_tap(x).shape == (1, channels, 64 // stride, 64 // stride)
+    with torch.no_grad():
+        assert bb.forward_features(x).shape == (1, features, 2, 2)
+
+
+def test_backbone_errors() -> None:
+    with pytest.raises(FrptError, match="unknown backbone"):
+        create_backbone("vgg11")
+    with pytest.raises(FrptError, match="strides"):
+        create_backbone("efficientnet_lite0", tap_stride=2, random_init=True)
+    with pytest.raises(FrptError, match="--backbone-weights"):
+        create_backbone("resnet50")
+
+
+def test_resnet50_weights_from_user_file(tmp_path) -> None:
+    from torchvision.models import resnet50
+
+    state = resnet50(weights=None).state_dict()
+    path = tmp_path / "r50.pth"
+    torch.save(state, path)
+    bb = create_backbone("resnet50", weights=path)
+    assert torch.equal(bb.stages[0][0].weight, state["conv1.weight"])
+    assert torch.equal(bb.stages[4][2].conv3.weight, state["layer4.2.conv3.weight"])
+    del state["fc.bias"]
+    torch.save(state, path)
+    with pytest.raises(FrptError, match="do not match"):
+        create_backbone("resnet50", weights=path)
+    with pytest.raises(FrptError, match="not found"):
+        create_backbone("resnet50", weights=tmp_path / "nope.pth")
+
+
+def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    im = Image.fromarray(img)
+    scale = size / min(im.size)
+    im = im.resize((round(im.size[0] * scale), round(im.size[1] * scale)), Image.BICUBIC)
+    arr = np.asarray(im)
+    y0, x0 = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+    return arr[y0 : y0 + size, x0 : x0 + size]
+
+
+def test_lite0_weights_are_real_imagenet_weights(lite0_pretrained) -> None:
+    from skimage import data
+
+    mean, std = backbone_pixel_stats("efficientnet_lite0")
+    img = torch.from_numpy(_center_crop(data.chelsea(), 224).copy()).float().permute(2, 0, 1)[None] / 255.0
+    x = (img - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top5 = lite0_pretrained.classifier(lite0_pretrained.forward_features(x)).topk(5).indices[0].tolist()
+    assert any(281 <= c <= 285 for c in top5), top5  # tabby / tiger cat / Persian / Siamese / Egyptian cat
+    assert 281 <= top5[0] <= 285
+
+
+def _model(config: FRPTConfig, seed: int = 0) -> FRPT:
+    torch.manual_seed(seed)
+    model = create_model(config, random_init=True)
+    with torch.no_grad():  # a non-trivial saliency conv, so DPP really warps
+        model.parser.conv.weight.normal_(0, 0.05)
+    return model
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"dpp_variant": "paper", "paper_kernel": 7}, {"pooling": "gem"}, {"input_size": 45, "cah_reduction": 1}],
+)
+def test_forward_contract(tiny_config: FRPTConfig, overrides: dict) -> None:
+    config = tiny_config.replace(**overrides)
+    model = _model(config).eval()
+    s = config.input_size
+    images = torch.randint(0, 256, (2, s, s, 3), dtype=torch.uint8)
+    out = model(model.prepare(images))
+    assert out.embedding.shape == (2, model.embedding_dim) and out.embedding.dtype == torch.float32
+    assert torch.allclose(out.embedding.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert out.logits.shape == (2, config.num_classes)
+    assert out.saliency.shape == (2, 1, config.grid, config.grid)
+    assert torch.allclose(out.saliency.sum(dim=(1, 2, 3)), torch.ones(2), atol=1e-5)
+    assert torch.equal(model.embed_uint8(images), out.embedding)
+
+
+def test_prepare_is_cast_then_nchw_then_normalise(tiny_config: FRPTConfig) -> None:
+    model = _model(tiny_config.replace(pixel_mean=(0.1, 0.2, 0.3), pixel_std=(0.5, 0.25, 2.0)))
+    images = torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8)
+    x = model.prepare(images)
+    assert x.shape == (1, 3, 64, 64) and x.dtype == torch.float32
+    expected = (images[0, 5, 7, 1].item() / 255.0 - 0.2) / 0.25
+    assert x[0, 1, 5, 7].item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_small_input_refused() -> None:
+    with pytest.raises(FrptError, match="input-size"):
+        create_model(FRPTConfig(input_size=16), random_init=True)
+
+
+def test_gradients_reach_saliency_conv_through_frozen_backbone(tiny_config: FRPTConfig) -> None:
+    model = _model(tiny_config).train()
+    images = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    out = model(model.prepare(images))
+    torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 1, 2, 3])).backward()
+    assert model.parser.conv.weight.grad is not None and model.parser.conv.weight.grad.abs().sum() > 0
+    assert model.cah.fc1.weight.grad.abs().sum() > 0 and model.classifier.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.backbone.parameters())
+
+
+def test_optimiser_step_leaves_backbone_bit_identical(tiny_config: FRPTConfig) -> None:
+    model = _model(tiny_config)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}  # incl. BN running stats
+    parser_before = model.parser.conv.weight.clone()
+    opt = torch.optim.SGD(model.trainable_parameters(), lr=0.1, momentum=0.9)
+    model.train()
+    images = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    for _ in range(2):
+        opt.zero_grad()
+        out = model(model.prepare(images))
+        torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 1, 2, 3])).backward()
+        opt.step()
+    after = model.backbone.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(parser_before, model.parser.conv.weight)
+
+
+def test_parameter_report(tiny_config: FRPTConfig) -> None:
+    report = _model(tiny_config).parameter_report()
+    c = 1280
+    hidden = c // tiny_config.cah_reduction
+    expected = (112 + 1) + (c * hidden + hidden + hidden * c + c) + (c * 5 + 5)
+    assert report["trainable"] == expected
+    assert report["total"] == report["trainable"] + report["backbone"]
+    assert report["backbone"] > 3_000_000

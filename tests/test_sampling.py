@@ -1,0 +1,103 @@
+"""DPP structure modification: the separable reference equals the released dense form; grid geometry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from frpt.dpp import saliency_from_logits
+from frpt.sampling import (
+    blur_matrices,
+    coarse_grid,
+    coarse_grid_dense,
+    inhomogeneous_sample,
+    upsample_grid,
+)
+
+
+def _random_saliency(n: int, g: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    logits = 3.0 * torch.randn(n, 1, g, g, generator=gen, dtype=torch.float64)
+    return torch.softmax(logits.view(n, -1), dim=1).view(n, 1, g, g)
+
+
+@pytest.mark.parametrize("g,pad,fwhm", [(31, 30, 13.0), (17, 8, 5.0), (24, 12, 7.5)])
+def test_separable_equals_dense(g: int, pad: int, fwhm: float) -> None:
+    a = _random_saliency(3, g, seed=g)
+    sep, dense = coarse_grid(a, pad, fwhm), coarse_grid_dense(a, pad, fwhm)
+    assert sep.shape == (3, g, g, 2)
+    assert torch.max(torch.abs(sep - dense)).item() < 1e-6
+    # and both differ from the identity grid: the test compares something non-trivial
+    assert torch.max(torch.abs(sep - coarse_grid(torch.full_like(a, 1.0 / g**2), pad, fwhm))).item() > 1e-3
+
+
+def test_matrix_form_equals_reference() -> None:
+    g, pad, fwhm = 31, 30, 13.0
+    a = _random_saliency(2, g, seed=1)
+    m, mc = blur_matrices(g, pad, fwhm)
+    den, numx, numy = m @ a[:, 0] @ m.T, m @ a[:, 0] @ mc.T, mc @ a[:, 0] @ m.T
+    grid = torch.stack((2 * numx / den - 1, 2 * numy / den - 1), dim=-1).clamp(-1, 1)
+    assert torch.max(torch.abs(grid - coarse_grid(a, pad, fwhm))).item() < 1e-10
+
+
+@pytest.mark.parametrize("g,pad,fwhm", [(31, 30, 13.0), (11, 5, 3.0)])
+def test_uniform_saliency_gives_regular_grid(g: int, pad: int, fwhm: float) -> None:
+    a = torch.full((1, 1, g, g), 1.0 / g**2, dtype=torch.float64)
+    grid = coarse_grid(a, pad, fwhm)[0]
+    lin = torch.linspace(-1, 1, g, dtype=torch.float64)
+    assert torch.max(torch.abs(grid[..., 0] - lin.view(1, g))).item() < 1e-6  # x varies along columns
+    assert torch.max(torch.abs(grid[..., 1] - lin.view(g, 1))).item() < 1e-6  # y varies along rows
+
+
+def test_peak_attracts_coordinates() -> None:
+    g = 31
+    logits = torch.zeros(1, 1, g, g, dtype=torch.float64)
+    peak_i, peak_j = 8, 22  # row (y), column (x)
+    logits[0, 0, peak_i, peak_j] = 6.0
+    grid = coarse_grid(saliency_from_logits(logits, g).double())[0]
+    lin = torch.linspace(-1, 1, g, dtype=torch.float64)
+    px, py = lin[peak_j].item(), lin[peak_i].item()
+    # every grid point moves (weakly) toward the peak, and the mean distance shrinks clearly
+    dist_new = torch.hypot(grid[..., 0] - px, grid[..., 1] - py)
+    dist_old = torch.hypot(lin.view(1, g) - px, lin.view(g, 1) - py)
+    assert (dist_new <= dist_old + 1e-9).all()
+    assert dist_new.mean().item() < 0.95 * dist_old.mean().item()
+    # sampling density near the peak rises sharply: > 3x as many grid points within 0.2 of it
+    assert (dist_new < 0.2).sum().item() > 3 * (dist_old < 0.2).sum().item()
+    # the lattice as a whole shifts toward the peak (right of centre, above centre)
+    assert grid[..., 0].mean().item() > 0.005 and grid[..., 1].mean().item() < -0.005
+
+
+def test_inhomogeneous_sample_shapes_dtypes_and_identity() -> None:
+    g = 31
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 48), indexing="ij")
+    image = torch.stack((xx, yy, xx * yy))[None].repeat(2, 1, 1, 1)
+    uniform = torch.full((2, 1, g, g), 1.0 / g**2)
+    out = inhomogeneous_sample(image, uniform, (40, 48))
+    assert out.shape == image.shape and out.dtype == image.dtype
+    # uniform saliency = regular coarse grid: a smooth image comes back nearly unchanged (< 1/100)
+    assert torch.max(torch.abs(out - image)).item() < 0.01
+    peaked = torch.zeros(2, 1, g, g)
+    peaked[:, :, 5, 5] = 8.0
+    warped = inhomogeneous_sample(image, saliency_from_logits(peaked, g), (40, 48))
+    assert torch.max(torch.abs(warped - image)).item() > 0.1  # and a peaked map really warps
+    half = inhomogeneous_sample(image.half(), uniform, (20, 24))
+    assert half.shape == (2, 3, 20, 24) and half.dtype == torch.float16
+
+
+def test_upsample_grid_corners() -> None:
+    grid = coarse_grid(torch.full((1, 1, 5, 5), 1 / 25.0, dtype=torch.float64), 4, 3.0)
+    up = upsample_grid(grid, (9, 13))
+    assert up.shape == (1, 9, 13, 2)
+    assert up[0, 0, 0].tolist() == pytest.approx([-1.0, -1.0]) and up[0, -1, -1].tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_saliency_from_logits_is_softmax() -> None:
+    logits = torch.randn(2, 1, 7, 9)
+    a = saliency_from_logits(logits, 31)
+    assert a.shape == (2, 1, 31, 31) and a.dtype == torch.float32
+    assert torch.allclose(a.sum(dim=(1, 2, 3)), torch.ones(2), atol=1e-5)
+    # align_corners=True: the corner cells keep the corner logits' ordering
+    big = torch.zeros(1, 1, 4, 4)
+    big[0, 0, 0, 0] = 5.0
+    assert saliency_from_logits(big, 31)[0, 0].argmax().item() == 0
