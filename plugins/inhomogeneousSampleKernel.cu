@@ -1,0 +1,172 @@
+/*
+ * CUDA kernels of FRPT's inhomogeneous sampling; see inhomogeneousSampleKernel.h for the contract and
+ * inhomogeneousSampleMath.h for the per-element math they share with the host build.
+ */
+#include "inhomogeneousSampleKernel.h"
+
+namespace frpt
+{
+namespace
+{
+
+constexpr int32_t kCOARSE_THREADS{256};
+constexpr int32_t kSAMPLE_THREADS{256};
+constexpr size_t kWORKSPACE_ALIGNMENT{256};
+
+//! One block per image: saliency and both row-pass planes in shared memory, fp32 throughout.
+__global__ void __launch_bounds__(kCOARSE_THREADS) coarseGridKernel(SampleParams p, float const* saliency, float* grid)
+{
+    extern __shared__ float shared[];
+    int32_t const gg = p.g * p.g;
+    float* sal = shared;
+    float* h0 = sal + gg;
+    float* hx = h0 + gg;
+    float* taps = hx + gg;
+
+    float const* src = saliency + static_cast<int64_t>(blockIdx.x) * gg;
+    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    {
+        sal[e] = src[e];
+    }
+    for (int32_t t = threadIdx.x; t <= 2 * p.pad; t += blockDim.x)
+    {
+        taps[t] = gaussianTap(t - p.pad, p.fwhm);
+    }
+    __syncthreads();
+
+    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    {
+        blurRowEntry(sal, taps, p.g, p.pad, e / p.g, e % p.g, h0[e], hx[e]);
+    }
+    __syncthreads();
+
+    float2* dst = reinterpret_cast<float2*>(grid) + static_cast<int64_t>(blockIdx.x) * gg;
+    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    {
+        float2 v;
+        blurColumnEntry(h0, hx, taps, p.g, p.pad, e / p.g, e % p.g, v.x, v.y);
+        dst[e] = v;
+    }
+}
+
+//! One thread per output pixel of one image (blockIdx.y): the footprint is computed once and applied to all
+//! channels; consecutive threads write consecutive pixels of each channel plane.
+template <typename T>
+__global__ void __launch_bounds__(kSAMPLE_THREADS) sampleImageKernel(
+    SampleParams p, T const* __restrict__ image, float const* __restrict__ grid, T* __restrict__ output)
+{
+    int32_t const outPlane = p.outH * p.outW;
+    int32_t const pixel = blockIdx.x * blockDim.x + threadIdx.x;
+    if (pixel >= outPlane)
+    {
+        return;
+    }
+    int32_t const y = pixel / p.outW;
+    int32_t const x = pixel - y * p.outW;
+    int64_t const n = blockIdx.y;
+
+    float gx;
+    float gy;
+    upsampledGrid(grid + n * 2 * p.g * p.g, p.g, p.outH, p.outW, y, x, gx, gy);
+    SamplePoint const footprint = samplePoint(gx, gy, p.h, p.w);
+
+    int64_t const inPlane = static_cast<int64_t>(p.h) * p.w;
+    T const* src = image + n * p.c * inPlane;
+    T* dst = output + n * p.c * outPlane + pixel;
+    for (int32_t c = 0; c < p.c; ++c)
+    {
+        dst[c * static_cast<int64_t>(outPlane)] = static_cast<T>(interpolate(src + c * inPlane, footprint));
+    }
+}
+
+} // namespace
+
+size_t inhomogeneousSampleWorkspaceSize(int32_t n, int32_t g) noexcept
+{
+    size_t const bytes = static_cast<size_t>(n) * g * g * 2 * sizeof(float);
+    return (bytes + kWORKSPACE_ALIGNMENT - 1) / kWORKSPACE_ALIGNMENT * kWORKSPACE_ALIGNMENT;
+}
+
+cudaError_t launchCoarseGrid(SampleParams const& params, float const* saliency, float* grid, cudaStream_t stream) noexcept
+{
+    if (!isValid(params))
+    {
+        return cudaErrorInvalidValue;
+    }
+    if (params.n == 0)
+    {
+        return cudaSuccess;
+    }
+    size_t const shared = static_cast<size_t>(coarseGridSharedBytes(params.g, params.pad));
+    coarseGridKernel<<<params.n, kCOARSE_THREADS, shared, stream>>>(params, saliency, grid);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launchSampleImage(
+    SampleParams const& params, T const* image, float const* grid, T* output, cudaStream_t stream) noexcept
+{
+    if (!isValid(params))
+    {
+        return cudaErrorInvalidValue;
+    }
+    if (params.n == 0)
+    {
+        return cudaSuccess;
+    }
+    int32_t const outPlane = params.outH * params.outW;
+    dim3 const blocks((outPlane + kSAMPLE_THREADS - 1) / kSAMPLE_THREADS, params.n);
+    sampleImageKernel<T><<<blocks, kSAMPLE_THREADS, 0, stream>>>(params, image, grid, output);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launchInhomogeneousSample(SampleParams const& params, T const* image, float const* saliency,
+    void* workspace, T* output, cudaStream_t stream) noexcept
+{
+    float* grid = static_cast<float*>(workspace);
+    cudaError_t const status = launchCoarseGrid(params, saliency, grid, stream);
+    return status == cudaSuccess ? launchSampleImage(params, image, grid, output, stream) : status;
+}
+
+template cudaError_t launchSampleImage<float>(
+    SampleParams const&, float const*, float const*, float*, cudaStream_t) noexcept;
+template cudaError_t launchSampleImage<__half>(
+    SampleParams const&, __half const*, float const*, __half*, cudaStream_t) noexcept;
+template cudaError_t launchInhomogeneousSample<float>(
+    SampleParams const&, float const*, float const*, void*, float*, cudaStream_t) noexcept;
+template cudaError_t launchInhomogeneousSample<__half>(
+    SampleParams const&, __half const*, float const*, void*, __half*, cudaStream_t) noexcept;
+
+} // namespace frpt
+
+extern "C"
+{
+    size_t frptSampleWorkspaceSize(int32_t n, int32_t g)
+    {
+        return frpt::inhomogeneousSampleWorkspaceSize(n, g);
+    }
+
+    int32_t frptLaunchCoarseGrid(frpt::SampleParams params, float const* saliency, float* grid, cudaStream_t stream)
+    {
+        return frpt::launchCoarseGrid(params, saliency, grid, stream);
+    }
+
+    int32_t frptLaunchSampleImage(frpt::SampleParams params, int32_t isHalf, void const* image, float const* grid,
+        void* output, cudaStream_t stream)
+    {
+        return isHalf != 0 ? frpt::launchSampleImage(
+                   params, static_cast<__half const*>(image), grid, static_cast<__half*>(output), stream)
+                           : frpt::launchSampleImage(
+                               params, static_cast<float const*>(image), grid, static_cast<float*>(output), stream);
+    }
+
+    int32_t frptLaunchInhomogeneousSample(frpt::SampleParams params, int32_t isHalf, void const* image,
+        float const* saliency, void* workspace, void* output, cudaStream_t stream)
+    {
+        return isHalf != 0 ? frpt::launchInhomogeneousSample(params, static_cast<__half const*>(image), saliency,
+                   workspace, static_cast<__half*>(output), stream)
+                           : frpt::launchInhomogeneousSample(params, static_cast<float const*>(image), saliency,
+                               workspace, static_cast<float*>(output), stream);
+    }
+}

@@ -1,0 +1,183 @@
+"""Test kit of the sampler: ctypes bindings of its C ABI, build commands and test inputs (numpy only).
+
+Used by ``tests/test_kernel_*.py``, ``tests/test_plugin_contract.py`` and ``benchmarks/bench_sampler_kernels.py``;
+imports neither torch nor CUDA.
+
+Two libraries share one parameter struct (``frpt::SampleParams`` in ``inhomogeneousSampleMath.h``):
+
+* ``libfrpt_sampler_host.so`` — the kernels' per-element math built for the CPU with g++
+  (``frptHostCoarseGrid``, ``frptHostSampleImage``; fp32 arrays);
+* ``libfrpt_sampler_kernels.so`` — the CUDA kernels (``frptLaunch*``; device pointers and a ``cudaStream_t``
+  passed as integers, e.g. ``tensor.data_ptr()`` and ``torch.cuda.current_stream().cuda_stream``).
+
+Both build commands live here so every consumer compiles the same way; CMake (``plugins/CMakeLists.txt``)
+builds the same two libraries for deployment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+HOST_SOURCE = PLUGIN_DIR / "inhomogeneousSampleHost.cpp"
+KERNEL_SOURCE = PLUGIN_DIR / "inhomogeneousSampleKernel.cu"
+
+
+class SampleParams(ctypes.Structure):
+    """Mirror of ``frpt::SampleParams`` (8 int32 then one float32, C layout)."""
+
+    _fields_ = [
+        ("n", ctypes.c_int32),
+        ("c", ctypes.c_int32),
+        ("h", ctypes.c_int32),
+        ("w", ctypes.c_int32),
+        ("g", ctypes.c_int32),
+        ("outH", ctypes.c_int32),
+        ("outW", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("fwhm", ctypes.c_float),
+    ]
+
+
+def make_params(
+    n: int, c: int, hw: tuple[int, int], g: int, out_hw: tuple[int, int], pad: int, fwhm: float
+) -> SampleParams:
+    """Build the struct from the shapes of image ``[n, c, *hw]``, saliency ``[n, 1, g, g]`` and the output size."""
+    return SampleParams(n, c, hw[0], hw[1], g, out_hw[0], out_hw[1], pad, fwhm)
+
+
+def build_host_library(out_dir: Path) -> Path:
+    """Compile ``libfrpt_sampler_host.so`` with g++ (warnings are errors) into ``out_dir``; return its path."""
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
+    lib = Path(out_dir) / "libfrpt_sampler_host.so"
+    cmd = [compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", str(HOST_SOURCE), "-o", str(lib)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return lib
+
+
+def build_kernel_library(out_dir: Path, arch: str = "native") -> Path:
+    """Compile ``libfrpt_sampler_kernels.so`` with nvcc for ``-arch=<arch>`` into ``out_dir``; return its path."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        raise RuntimeError("nvcc not on PATH")
+    lib = Path(out_dir) / "libfrpt_sampler_kernels.so"
+    cmd = [nvcc, "-std=c++17", "-O3", f"-arch={arch}", "-shared", "-Xcompiler", "-fPIC,-Wall,-Wextra",
+           str(KERNEL_SOURCE), "-o", str(lib)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return lib
+
+
+SALIENCY_KINDS = ("uniform", "random", "sharp_peak", "several_peaks", "empty_corners")
+
+
+def saliency_maps(kind: str, n: int, g: int, rng: np.random.Generator) -> np.ndarray:
+    """Fresh softmax-normalised saliency ``[n, 1, g, g]`` float32 of one of :data:`SALIENCY_KINDS`.
+
+    ``uniform`` is exactly 1/g^2; ``sharp_peak`` puts almost all mass in one random cell; ``several_peaks`` in
+    2-5 random cells; ``empty_corners`` leaves ~1e-13 of the mass in the four corner quadrants' outer cells.
+    """
+    yy, xx = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+    logits = rng.normal(0.0, 1.0, (n, g, g))
+    if kind == "uniform":
+        logits[:] = 0.0
+    elif kind == "sharp_peak":
+        for i in range(n):
+            logits[i, rng.integers(g), rng.integers(g)] += 25.0
+    elif kind == "several_peaks":
+        for i in range(n):
+            for _ in range(rng.integers(2, 6)):
+                logits[i, rng.integers(g), rng.integers(g)] += rng.uniform(6.0, 10.0)
+    elif kind == "empty_corners":
+        r = np.hypot(yy - (g - 1) / 2, xx - (g - 1) / 2) / ((g - 1) / 2)
+        logits -= 30.0 * np.clip(r - 0.8, 0.0, None) / 0.6
+    elif kind != "random":
+        raise ValueError(f"unknown saliency kind {kind!r}; one of {SALIENCY_KINDS}")
+    e = np.exp(logits - logits.max(axis=(1, 2), keepdims=True))
+    return (e / e.sum(axis=(1, 2), keepdims=True)).astype(np.float32)[:, None]
+
+
+def smooth_images(n: int, c: int, hw: tuple[int, int], rng: np.random.Generator, cells: int = 8) -> np.ndarray:
+    """Random images ``[n, c, *hw]`` float32 in [0, 1]: uniform noise on a ``(cells+1)^2`` lattice, bilinearly
+    interpolated (features ~hw/cells pixels wide, like natural images at the model's input size)."""
+    axes = [np.maximum(0.0, 1.0 - np.abs(np.linspace(0, cells, size)[:, None] - np.arange(cells + 1)[None])) for size in hw]
+    coarse = rng.uniform(0.0, 1.0, (n, c, cells + 1, cells + 1))
+    return np.einsum("hy,ncyx,wx->nchw", axes[0], coarse, axes[1]).astype(np.float32)
+
+
+class HostSampler:
+    """The CPU build of the kernel math: fp32 numpy in, fp32 numpy out."""
+
+    def __init__(self, lib_path: Path) -> None:
+        self._lib = ctypes.CDLL(str(lib_path))
+        f32p = ctypes.POINTER(ctypes.c_float)
+        self._lib.frptHostCoarseGrid.argtypes = [SampleParams, f32p, f32p]
+        self._lib.frptHostSampleImage.argtypes = [SampleParams, f32p, f32p, f32p]
+        for fn in (self._lib.frptHostCoarseGrid, self._lib.frptHostSampleImage):
+            fn.restype = ctypes.c_int32
+
+    @staticmethod
+    def _ptr(a: np.ndarray) -> ctypes.POINTER(ctypes.c_float):
+        return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+
+    def coarse_grid(self, saliency: np.ndarray, pad: int, fwhm: float) -> np.ndarray:
+        """``[N, 1, g, g]`` fp32 saliency -> ``[N, g, g, 2]`` fp32 grid."""
+        sal = np.ascontiguousarray(saliency, dtype=np.float32)
+        n, g = sal.shape[0], sal.shape[-1]
+        grid = np.empty((n, g, g, 2), np.float32)
+        params = make_params(n, 1, (1, 1), g, (1, 1), pad, fwhm)
+        if self._lib.frptHostCoarseGrid(params, self._ptr(sal), self._ptr(grid)) != 0:
+            raise ValueError(f"invalid coarse-grid parameters: g={g}, pad={pad}, fwhm={fwhm}")
+        return grid
+
+    def sample(self, image: np.ndarray, grid: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+        """``[N, C, H, W]`` fp32 image + ``[N, g, g, 2]`` grid -> ``[N, C, out_h, out_w]`` fp32."""
+        img = np.ascontiguousarray(image, dtype=np.float32)
+        grd = np.ascontiguousarray(grid, dtype=np.float32)
+        n, c, h, w = img.shape
+        out = np.empty((n, c, *out_hw), np.float32)
+        params = make_params(n, c, (h, w), grd.shape[1], out_hw, 0, 1.0)
+        if self._lib.frptHostSampleImage(params, self._ptr(img), self._ptr(grd), self._ptr(out)) != 0:
+            raise ValueError(f"invalid sample parameters: image {img.shape}, grid {grd.shape}, out {out_hw}")
+        return out
+
+
+class KernelLibrary:
+    """The CUDA kernels' C ABI; every pointer and the stream are passed as Python ints. Returns cudaError_t."""
+
+    def __init__(self, lib_path: Path) -> None:
+        self._lib = ctypes.CDLL(str(lib_path))
+        vp = ctypes.c_void_p
+        self._lib.frptSampleWorkspaceSize.argtypes = [ctypes.c_int32, ctypes.c_int32]
+        self._lib.frptSampleWorkspaceSize.restype = ctypes.c_size_t
+        self._lib.frptLaunchCoarseGrid.argtypes = [SampleParams, vp, vp, vp]
+        self._lib.frptLaunchSampleImage.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp]
+        self._lib.frptLaunchInhomogeneousSample.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp, vp]
+        for fn in (self._lib.frptLaunchCoarseGrid, self._lib.frptLaunchSampleImage, self._lib.frptLaunchInhomogeneousSample):
+            fn.restype = ctypes.c_int32
+
+    def workspace_size(self, n: int, g: int) -> int:
+        """Bytes of workspace the coarse grid of ``n`` images needs."""
+        return int(self._lib.frptSampleWorkspaceSize(n, g))
+
+    def coarse_grid(self, params: SampleParams, saliency: int, grid: int, stream: int) -> int:
+        """Launch the coarse-grid kernel only."""
+        return int(self._lib.frptLaunchCoarseGrid(params, saliency, grid, stream))
+
+    def sample_image(self, params: SampleParams, is_half: bool, image: int, grid: int, output: int, stream: int) -> int:
+        """Launch the fused sample kernel only (grid already computed)."""
+        return int(self._lib.frptLaunchSampleImage(params, int(is_half), image, grid, output, stream))
+
+    def inhomogeneous_sample(
+        self, params: SampleParams, is_half: bool, image: int, saliency: int, workspace: int, output: int, stream: int
+    ) -> int:
+        """Launch both kernels (what the plugin's enqueue does)."""
+        return int(
+            self._lib.frptLaunchInhomogeneousSample(params, int(is_half), image, saliency, workspace, output, stream)
+        )
