@@ -1,0 +1,182 @@
+"""TensorRT backend: a serialised engine (``.plan``) + its sidecar ``<plan>.json`` (+ the plugin library).
+
+Refuses, before any work, in this order: a missing sidecar; no TensorRT module; a plan built by another
+TensorRT flavour/version or for another GPU architecture (:func:`frpt_runtime.engine_sidecar.check_compatible`);
+a plan whose bytes differ from the sidecar's hash; a plugin-lowered engine whose plugin library cannot
+be loaded. A batch over the profile's maximum is refused by :meth:`Backend.check_batch` (the sidecar's
+``max_batch``).
+
+Execution: one execution context, one CUDA stream, two slots (pinned uint8 input, device input,
+device output, pinned float32 output, event) used alternately — the caller submits batch ``k + 1``
+while batch ``k`` computes (double buffering); ``set_input_shape`` per batch, ``execute_async_v3``.
+The TensorRT module is picked at first use: ``tensorrt`` (10.x / 11.x) if importable, else ``tensorrt_rtx``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt_runtime import cuda_memory as cm
+from frpt_runtime.backends.base import Backend, ModelInfo, Pending
+from frpt_runtime.engine_sidecar import EngineSidecar, check_compatible, read_sidecar, sha256_file
+
+__all__ = ["TensorRTBackend", "import_tensorrt"]
+
+TRT_MODULES = ("tensorrt", "tensorrt_rtx")
+
+
+def import_tensorrt() -> tuple[Any, str]:
+    """``(module, flavour)`` of the first importable of :data:`TRT_MODULES`.
+
+    Raises:
+        FrptError: neither is installed.
+    """
+    for name in TRT_MODULES:
+        try:
+            return importlib.import_module(name), name
+        except ImportError:
+            continue
+    raise FrptError(
+        "TensorRT is not installed: install it for this box (JetPack, NGC or pip tensorrt), "
+        "or run the ONNX file with --onnx (ONNX Runtime)"
+    )
+
+
+@dataclass
+class _Slot:
+    """Buffers for one batch in flight."""
+
+    host_in: cm.PinnedArray
+    dev_in: cm.DeviceBuffer
+    dev_out: cm.DeviceBuffer
+    host_out: cm.PinnedArray
+    done: cm.Event
+
+    def free(self) -> None:
+        for item in (self.host_in, self.dev_in, self.dev_out, self.host_out):
+            item.free()
+        self.done.destroy()
+
+
+class TensorRTBackend(Backend):
+    """Runs an FRPT engine with TensorRT.
+
+    Args:
+        path: the ``.plan`` file (its sidecar ``<plan>.json`` beside it).
+        device: CUDA device ordinal.
+        plugin_lib: path of ``libfrpt_plugins`` (default: ``FRPT_PLUGIN_LIB`` or the packaged location).
+    """
+
+    name = "tensorrt"
+    max_in_flight = 2
+
+    def __init__(self, path: str | Path, *, device: int = 0, plugin_lib: str | None = None) -> None:
+        super().__init__(path)
+        self.device = device
+        self.plugin_lib = plugin_lib
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream: cm.Stream | None = None
+        self._slots: list[_Slot] = []
+        self._next_slot = 0
+
+    def _activate(self) -> ModelInfo:
+        sidecar = read_sidecar(self.path)
+        trt, flavour = import_tensorrt()
+        cm.set_device(self.device)
+        capability = cm.compute_capability(self.device)
+        check_compatible(sidecar, trt_flavour=flavour, trt_version=trt.__version__, compute_capability=capability)
+        if sha256_file(self.path) != sidecar.plan_sha256:
+            raise FrptError(f"{self.path} does not match its sidecar's plan_sha256: rebuild with `frpt-export trt`")
+        if sidecar.plugin_required:
+            from frpt_runtime.plugin_library import load_plugin_library
+
+            load_plugin_library(self.plugin_lib)
+        config = _sidecar_config(sidecar, self.path)
+        dim = self._load_engine(trt, config.input_size, sidecar.max_batch)
+        return ModelInfo(
+            path=self.path,
+            sha256=sidecar.plan_sha256,
+            backend=self.name,
+            config=config,
+            precision=sidecar.precision,
+            lowering=sidecar.lowering,
+            embedding_dim=dim,
+            min_batch=sidecar.min_batch,
+            max_batch=sidecar.max_batch,
+            detail=(
+                ("tensorrt", f"{flavour} {trt.__version__}"),
+                ("gpu", cm.device_name(self.device)),
+                ("compute_capability", capability),
+            ),
+        )
+
+    def _load_engine(self, trt: Any, size: int, max_batch: int) -> int:
+        """Deserialise the plan, make the context, stream and two buffer slots; return ``D``."""
+        logger = trt.Logger(trt.Logger.WARNING)
+        self._engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
+        if self._engine is None:
+            raise FrptError(f"TensorRT could not deserialise {self.path}: rebuild it with `frpt-export trt` on this box")
+        dim = int(self._engine.get_tensor_shape("embedding")[-1])
+        if dim <= 0:
+            raise FrptError(f"{self.path}: output 'embedding' has no static width: re-export and rebuild")
+        self._context = self._engine.create_execution_context()
+        self._stream = cm.Stream()
+        image_bytes = size * size * 3
+        for _ in range(self.max_in_flight):
+            self._slots.append(
+                _Slot(
+                    host_in=cm.PinnedArray((max_batch, size, size, 3), np.uint8),
+                    dev_in=cm.DeviceBuffer(max_batch * image_bytes),
+                    dev_out=cm.DeviceBuffer(max_batch * dim * 4),
+                    host_out=cm.PinnedArray((max_batch, dim), np.float32),
+                    done=cm.Event(),
+                )
+            )
+        return dim
+
+    def _submit(self, images: np.ndarray) -> Pending:
+        assert self._stream is not None
+        slot = self._slots[self._next_slot]
+        self._next_slot = (self._next_slot + 1) % len(self._slots)
+        slot.done.synchronize()  # the slot's previous batch has left its buffers
+        count = images.shape[0]
+        slot.host_in.array[:count] = images
+        cm.memcpy_htod_async(slot.dev_in, slot.host_in, images.nbytes, self._stream)
+        self._context.set_input_shape("images", tuple(images.shape))
+        self._context.set_tensor_address("images", slot.dev_in.ptr)
+        self._context.set_tensor_address("embedding", slot.dev_out.ptr)
+        if not self._context.execute_async_v3(self._stream.handle):
+            raise FrptError(f"TensorRT failed to enqueue a batch of {count} for {self.path.name}")
+        dim = self.info.embedding_dim
+        cm.memcpy_dtoh_async(slot.host_out, slot.dev_out, count * dim * 4, self._stream)
+        slot.done.record(self._stream)
+
+        def wait() -> np.ndarray:
+            slot.done.synchronize()
+            return slot.host_out.array[:count].copy()
+
+        return Pending(wait)
+
+    def _close(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()
+        for slot in self._slots:
+            slot.free()
+        if self._stream is not None:
+            self._stream.destroy()
+        self._slots, self._stream, self._context, self._engine = [], None, None, None
+
+
+def _sidecar_config(sidecar: EngineSidecar, path: Path) -> FRPTConfig:
+    try:
+        return FRPTConfig.from_dict(sidecar.config)
+    except (ValueError, TypeError) as exc:
+        raise FrptError(f"{path}: sidecar config does not parse ({exc}): rebuild with this toolkit") from None

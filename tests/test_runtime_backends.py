@@ -1,0 +1,351 @@
+"""Backends: the shared interface, ONNX Runtime on hand-built contract-obeying graphs, TensorRT's refusals.
+
+``make_toy_onnx`` builds a small graph with the export's I/O contract (uint8 ``images`` [N, S, S, 3] ->
+float32 ``embedding`` [N, D], L2-normalised, ``metadata_props``): ``normalize(x / 255 @ W)``, so every
+pixel's position matters and numpy gives the exact expected output. Other runtime tests import it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt_runtime.backends import create_backend
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, metadata_facts, resolve_providers
+from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
+
+TOY_SIZE, TOY_DIM = 16, 8
+
+
+def make_toy_onnx(
+    path: Path,
+    *,
+    size: int = TOY_SIZE,
+    dim: int = TOY_DIM,
+    seed: int = 0,
+    metadata: dict[str, str] | None = None,
+    plugin_node: bool = False,
+) -> np.ndarray:
+    """Write the toy export to ``path``; return its weight matrix ``W`` float32 ``[S*S*3, D]``."""
+    weights = np.random.default_rng(seed).standard_normal((size * size * 3, dim)).astype(np.float32)
+    nodes = [
+        helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT),
+        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
+        helper.make_node("Div", ["flat", "scale"], ["unit"]),
+        helper.make_node("MatMul", ["unit", "W"], ["raw"]),
+        helper.make_node("LpNormalization", ["raw"], ["embedding"], axis=1, p=2),
+    ]
+    if plugin_node:  # a frpt::InhomogeneousSample on a side branch makes it a plugin-lowered graph
+        nodes.append(helper.make_node("InhomogeneousSample", ["x", "x"], ["unused"], domain="frpt", out_h=size, out_w=size))
+    inits = [
+        numpy_helper.from_array(np.array([-1, size * size * 3], np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array(255.0, np.float32), "scale"),
+        numpy_helper.from_array(weights, "W"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "toy_frpt",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", size, size, 3])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("frpt", 1)] if plugin_node else [])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    if metadata is None:
+        metadata = toy_metadata(size)
+    helper.set_model_props(model, metadata)
+    onnx.save(model, path)
+    return weights
+
+
+def toy_metadata(size: int = TOY_SIZE, precision: str = "fp32", lowering: str = "standard") -> dict[str, str]:
+    config = FRPTConfig(input_size=size, crop_pct=1.0)
+    return {
+        "frpt.config": config.to_json(),
+        "frpt.precision": precision,
+        "frpt.lowering": lowering,
+        "frpt.toolkit_version": "0.1.0",
+        "frpt.opset": "17",
+    }
+
+
+def toy_reference(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """What the toy graph computes, in float64 numpy: ``normalize(images / 255 @ W)`` -> float32 ``[N, D]``."""
+    raw = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0 @ weights.astype(np.float64)
+    return (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture
+def toy_onnx(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    path = tmp_path / "toy.onnx"
+    return path, make_toy_onnx(path)
+
+
+def test_ort_backend_runs_contract_graph(toy_onnx: tuple[Path, np.ndarray]) -> None:
+    path, weights = toy_onnx
+    images = np.random.default_rng(1).integers(0, 256, (5, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
+    with OnnxRuntimeBackend(path) as backend:
+        info = backend.info
+        assert (info.embedding_dim, info.precision, info.lowering, info.backend) == (TOY_DIM, "fp32", "standard", "onnxruntime")
+        assert info.config.input_size == TOY_SIZE and info.sha256 == sha256_file(path)
+        assert dict(info.detail)["providers"] == "CPUExecutionProvider"
+        out = backend.infer(images)
+        assert out.dtype == np.float32 and out.shape == (5, TOY_DIM)
+        np.testing.assert_allclose(out, toy_reference(images, weights), atol=1e-5)
+        np.testing.assert_allclose(backend.infer(images[2:3]), out[2:3], atol=1e-6)  # batch-size independent
+    with pytest.raises(RuntimeError, match="before activate"):
+        backend.info
+
+
+def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None:
+    with OnnxRuntimeBackend(toy_onnx[0]) as backend:
+        with pytest.raises(ValueError, match="uint8"):
+            backend.infer(np.zeros((1, TOY_SIZE, TOY_SIZE, 3), np.float32))
+        with pytest.raises(ValueError, match=r"\[N, 16, 16, 3\]"):
+            backend.infer(np.zeros((1, 8, 8, 3), np.uint8))
+        with pytest.raises(FrptError, match="batch must be >= 1"):
+            backend.check_batch(0)
+        backend.check_batch(4096)  # ONNX Runtime: no maximum
+
+
+def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
+    path = tmp_path / "dyn.onnx"
+    make_toy_onnx(path, dim=5)
+    model = onnx.load(path)
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "D"
+    onnx.save(model, path)
+    with OnnxRuntimeBackend(path) as backend:
+        assert backend.info.embedding_dim == 5
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({}, "no frpt.config, frpt.precision, frpt.lowering metadata"),
+        ({**toy_metadata(), "frpt.config": "{not json"}, "unreadable frpt.config"),
+        ({**toy_metadata(), "frpt.precision": "int8"}, "precision='int8'"),
+    ],
+)
+def test_ort_backend_refuses_bad_metadata(tmp_path: Path, metadata: dict[str, str], message: str) -> None:
+    path = tmp_path / "bad.onnx"
+    make_toy_onnx(path, metadata=metadata)
+    with pytest.raises(FrptError, match=message):
+        OnnxRuntimeBackend(path).activate()
+
+
+def test_missing_and_garbage_model_files(tmp_path: Path) -> None:
+    with pytest.raises(FrptError, match="model file not found"):
+        OnnxRuntimeBackend(tmp_path / "none.onnx").activate()
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(FrptError, match="ONNX Runtime cannot load") as info:
+        OnnxRuntimeBackend(tmp_path / "junk.onnx").activate()
+    assert "\n" not in str(info.value)
+
+
+def test_plugin_graph_without_exporter_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "plugin.onnx"
+    make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    monkeypatch.setitem(sys.modules, "frpt_export.ort_custom_op", None)  # import fails as on a torch-less box
+    with pytest.raises(FrptError, match="plugin lowering.*standard lowering.*TensorRT") as info:
+        OnnxRuntimeBackend(path).activate()
+    assert "\n" not in str(info.value)
+
+
+def test_resolve_providers() -> None:
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve_providers([], available, 0) == ["CPUExecutionProvider"]
+    assert resolve_providers(["cuda", "cpu"], available, 1) == [
+        ("CUDAExecutionProvider", {"device_id": "1"}),
+        "CPUExecutionProvider",
+    ]
+    with pytest.raises(FrptError, match="'tensorrt' is not available"):
+        resolve_providers(["tensorrt"], available, 0)
+
+
+def test_metadata_facts_reads_config() -> None:
+    config, precision, lowering = metadata_facts(toy_metadata(24, "fp16", "plugin"), Path("m.onnx"))
+    assert (config.input_size, precision, lowering) == (24, "fp16", "plugin")
+
+
+def test_create_backend_needs_exactly_one_model(tmp_path: Path) -> None:
+    with pytest.raises(FrptError, match="exactly one model"):
+        create_backend()
+    with pytest.raises(FrptError, match="exactly one model"):
+        create_backend(onnx="a.onnx", engine="a.plan")
+    with pytest.raises(FrptError, match="ONNX Runtime only"):
+        create_backend(engine="a.plan", providers=["cpu"])
+    assert create_backend(engine=tmp_path / "a.plan").name == "tensorrt"
+
+
+# ---- TensorRT: every refusal happens before deserialisation, testable without TensorRT or a GPU ------------
+
+
+def _sidecar(plan: Path, **changes: object) -> EngineSidecar:
+    fields: dict[str, object] = dict(
+        config=FRPTConfig(input_size=TOY_SIZE).to_dict(),
+        precision="fp16",
+        lowering="standard",
+        trt_flavour="tensorrt",
+        trt_version="10.3.0",
+        gpu_name="Orin",
+        compute_capability="8.7",
+        min_batch=1,
+        opt_batch=8,
+        max_batch=16,
+        onnx_sha256="0" * 64,
+        plan_sha256=sha256_file(plan),
+        toolkit_version="0.1.0",
+        plugin_required=False,
+    )
+    fields.update(changes)
+    return EngineSidecar(**fields)  # type: ignore[arg-type]
+
+
+class _FakeRuntime:
+    """Stands in for ``trt.Runtime``: records that deserialisation was reached, returns no engine."""
+
+    reached = False
+
+    def __init__(self, logger: object) -> None:
+        pass
+
+    def deserialize_cuda_engine(self, data: bytes) -> None:
+        _FakeRuntime.reached = True
+        return None
+
+
+@pytest.fixture
+def fake_trt_box(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    """A fake TensorRT 10.3 module on a fake compute-capability-8.7 GPU."""
+    from frpt_runtime import cuda_memory
+
+    logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})
+    trt = types.SimpleNamespace(__version__="10.3.0", Logger=logger, Runtime=_FakeRuntime)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(cuda_memory, "set_device", lambda device: None)
+    monkeypatch.setattr(cuda_memory, "compute_capability", lambda device: "8.7")
+    _FakeRuntime.reached = False
+    return trt
+
+
+def _plan(tmp_path: Path, **changes: object) -> Path:
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"serialized engine bytes")
+    write_sidecar(plan, _sidecar(plan, **changes))
+    return plan
+
+
+def test_trt_refuses_missing_sidecar(tmp_path: Path) -> None:
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"x")
+    with pytest.raises(FrptError, match="sidecar .* not found"):
+        create_backend(engine=plan).activate()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"trt_version": "11.1.0"}, "built with tensorrt 11.1.0, this is tensorrt 10.3.0"),
+        ({"trt_flavour": "tensorrt_rtx", "trt_version": "1.7.1.116"}, "built with tensorrt_rtx"),
+        ({"compute_capability": "9.0", "gpu_name": "H100"}, "compute capability 9.0 .*this GPU is 8.7"),
+        ({"plan_sha256": "f" * 64}, "does not match its sidecar"),
+    ],
+)
+def test_trt_refuses_mismatched_plan_before_loading(
+    tmp_path: Path, fake_trt_box: types.SimpleNamespace, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(FrptError, match=message):
+        create_backend(engine=_plan(tmp_path, **changes)).activate()
+    assert not _FakeRuntime.reached
+
+
+def test_trt_refuses_missing_plugin(tmp_path: Path, fake_trt_box: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRPT_PLUGIN_LIB", str(tmp_path / "libfrpt_plugins.so"))
+    with pytest.raises(FrptError, match="libfrpt_plugins"):
+        create_backend(engine=_plan(tmp_path, lowering="plugin", plugin_required=True)).activate()
+    assert not _FakeRuntime.reached
+
+
+def test_trt_compatible_plan_reaches_deserialisation(tmp_path: Path, fake_trt_box: types.SimpleNamespace) -> None:
+    with pytest.raises(FrptError, match="could not deserialise"):
+        create_backend(engine=_plan(tmp_path)).activate()
+    assert _FakeRuntime.reached
+
+
+def test_trt_without_tensorrt_or_gpu_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan(tmp_path)
+    for name in ("tensorrt", "tensorrt_rtx"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(FrptError, match="TensorRT is not installed"):
+        create_backend(engine=plan).activate()
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.3.0"))
+    try:
+        from frpt_runtime import cuda_memory
+
+        cuda_memory.set_device(0)
+        pytest.skip("a CUDA device is present: the no-GPU error cannot be shown")
+    except FrptError:
+        pass
+    with pytest.raises(FrptError, match="CUDA"):
+        create_backend(engine=plan).activate()
+
+
+def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
+    """check_batch uses the sidecar's profile (max 16) — exercised through ModelInfo directly."""
+    from frpt_runtime.backends.base import ModelInfo
+    from frpt_runtime.backends.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend(tmp_path / "m.plan")
+    backend._info = ModelInfo(  # what _activate returns for that sidecar
+        path=backend.path, sha256="0", backend="tensorrt", config=FRPTConfig(input_size=TOY_SIZE),
+        precision="fp16", lowering="standard", embedding_dim=TOY_DIM, min_batch=1, max_batch=16,
+    )
+    backend.check_batch(16)
+    with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch 16"):
+        backend.check_batch(17)
+    with pytest.raises(FrptError, match="exceeds the maximum 16"):
+        backend.submit(np.zeros((17, TOY_SIZE, TOY_SIZE, 3), np.uint8))
+
+
+@pytest.mark.tensorrt
+def test_trt_engine_executes_with_parity(tmp_path: Path) -> None:
+    """Build the toy graph with full TensorRT on this GPU, then run it through the backend (double-buffered)."""
+    trt = pytest.importorskip("tensorrt", reason="full TensorRT is not installed (TensorRT-RTX cannot execute here)")
+    from frpt_runtime import cuda_memory
+
+    try:
+        cuda_memory.set_device(0)
+    except FrptError as exc:
+        pytest.skip(f"no usable CUDA GPU: {exc}")
+    onnx_path, plan = tmp_path / "toy.onnx", tmp_path / "toy.plan"
+    weights = make_toy_onnx(onnx_path)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(onnx_path.read_bytes()), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    shape = (TOY_SIZE, TOY_SIZE, 3)
+    profile.set_shape("images", (1, *shape), (4, *shape), (8, *shape))
+    config.add_optimization_profile(profile)
+    plan.write_bytes(bytes(builder.build_serialized_network(network, config)))
+    write_sidecar(plan, _sidecar(
+        plan, trt_version=trt.__version__, max_batch=8, opt_batch=4, precision="fp32",
+        compute_capability=cuda_memory.compute_capability(0), gpu_name=cuda_memory.device_name(0),
+    ))
+    images = np.random.default_rng(3).integers(0, 256, (13, *shape), dtype=np.uint8)
+    with create_backend(engine=plan) as backend:
+        pending = [backend.submit(images[:8]), backend.submit(images[8:])]
+        out = np.concatenate([item.result() for item in pending])
+    np.testing.assert_allclose(out, toy_reference(images, weights), atol=1e-4)
