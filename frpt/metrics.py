@@ -1,0 +1,55 @@
+"""Retrieval metrics: Recall@K with leave-one-out queries (DESIGN.md §2, "Evaluation").
+
+Standard protocol of CUB-200 / Cars-196 / FGVC-Aircraft retrieval: every test image is a query against
+all *other* test images, ranked by cosine similarity; Recall@K is the fraction of queries with at least
+one same-class image among their K nearest neighbours. numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["DEFAULT_KS", "recall_at_k", "format_recall"]
+
+DEFAULT_KS = (1, 2, 4, 8)
+
+
+def recall_at_k(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Leave-one-out Recall@K under cosine similarity.
+
+    Args:
+        embeddings: ``[M, D]`` float (normalised or not; rows are L2-normalised here).
+        labels: ``[M]`` integer class labels.
+        ks: the K values.
+
+    Returns:
+        ``{"recall@K": fraction in [0, 1]}`` for each K. Ties in similarity keep the lower index first.
+
+    Raises:
+        ValueError: fewer than two samples, shape mismatch, K out of range, non-finite embeddings.
+    """
+    emb = np.asarray(embeddings, dtype=np.float64)
+    lab = np.asarray(labels)
+    if emb.ndim != 2 or lab.shape != (emb.shape[0],):
+        raise ValueError(f"need embeddings [M, D] and labels [M], got {emb.shape} and {lab.shape}")
+    m = emb.shape[0]
+    if m < 2:
+        raise ValueError("Recall@K needs at least two samples")
+    if not np.isfinite(emb).all():
+        raise ValueError("embeddings contain NaN or Inf")
+    if min(ks) < 1 or max(ks) > m - 1:
+        raise ValueError(f"K must be in 1..{m - 1}, got {list(ks)}")
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    unit = emb / np.maximum(norms, 1e-12)
+    sim = unit @ unit.T
+    np.fill_diagonal(sim, -np.inf)  # leave the query out
+    order = np.argsort(-sim, axis=1, kind="stable")[:, : max(ks)]
+    hits = lab[order] == lab[:, None]  # [M, Kmax]
+    return {f"recall@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def format_recall(recall: dict[str, float]) -> str:
+    """``R@1 61.2  R@2 ...`` in percent."""
+    return "  ".join(f"R@{key.split('@')[1]} {100 * value:5.1f}" for key, value in recall.items())
