@@ -1,0 +1,150 @@
+"""``frpt-embed`` and ``frpt-verify``: thin typer front-ends over :mod:`frpt_runtime.embed` and :mod:`frpt_runtime.verify`.
+
+Results go to stdout (``--json`` for machines), progress and logs to stderr. A :class:`FrptError` prints
+one line on stderr and exits 2 (traceback with ``--debug``); a failed parity check exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from frpt.errors import FrptError
+
+__all__ = ["embed_app", "verify_app"]
+
+EXIT_USER_ERROR = 2
+EXIT_PARITY_FAILED = 1
+
+OnnxOpt = Annotated[Optional[Path], typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
+EngineOpt = Annotated[Optional[Path], typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
+ProvidersOpt = Annotated[
+    Optional[str],
+    typer.Option("--providers", help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt."),
+]
+DeviceOpt = Annotated[int, typer.Option("--device", help="CUDA device ordinal (GPU backends).")]
+PluginOpt = Annotated[Optional[str], typer.Option("--plugin-lib", help="libfrpt_plugins path (default FRPT_PLUGIN_LIB).")]
+BundleOpt = Annotated[Optional[Path], typer.Option("--bundle", help="Reference bundle (default MODEL.ref.npz beside the model).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+
+embed_app = typer.Typer(
+    name="frpt-embed",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed).",
+    epilog="Example: frpt-embed photos/ --onnx model.onnx --batch 32 --out emb/ --verify",
+)
+verify_app = typer.Typer(
+    name="frpt-verify",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Prove a model's parity with PyTorch on this box from its reference bundle.",
+    epilog="Example: frpt-verify model.plan --bundle model.ref.npz",
+)
+
+
+def _run(debug: bool, body: Callable[[], int]) -> None:
+    """Run ``body``; map FrptError to one stderr line + exit 2, and body's return value to the exit code."""
+    try:
+        code = body()
+    except FrptError as exc:
+        if debug:
+            raise
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    if code:
+        raise typer.Exit(code)
+
+
+def _providers(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+@embed_app.command()
+def embed(
+    images_dir: Annotated[Path, typer.Argument(help="Folder of images, walked recursively.")],
+    onnx: OnnxOpt = None,
+    engine: EngineOpt = None,
+    batch: Annotated[int, typer.Option("--batch", help="Images per batch (<= the engine profile's max).")] = 32,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for embeddings.npy + manifest.json.")] = Path(
+        "embeddings"
+    ),
+    workers: Annotated[int, typer.Option("--workers", help="Decode threads.")] = min(4, os.cpu_count() or 1),
+    device: DeviceOpt = 0,
+    providers: ProvidersOpt = None,
+    plugin_lib: PluginOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="First prove parity on the reference bundle.")] = False,
+    bundle: BundleOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Embed IMAGES_DIR: writes OUT/embeddings.npy (float32 [M, D]), OUT/manifest.json and OUT/run.json."""
+
+    def body() -> int:
+        from frpt_runtime.backends import create_backend
+        from frpt_runtime.embed import embed_folder
+        from frpt_runtime.verify import verify_model
+
+        if not images_dir.is_dir():
+            raise FrptError(f"image folder not found: {images_dir}")
+        result: dict[str, object] = {}
+        with create_backend(
+            onnx=onnx, engine=engine, providers=_providers(providers), device=device, plugin_lib=plugin_lib
+        ) as backend:
+            backend.check_batch(batch)
+            if verify:
+                report = verify_model(backend, bundle)
+                result["parity"] = report.to_dict()
+                if not as_json:
+                    typer.echo(report.format())
+                if not report:
+                    if as_json:
+                        typer.echo(json.dumps(result, indent=2))
+                    typer.echo("error: parity check failed: nothing embedded", err=True)
+                    return EXIT_PARITY_FAILED
+            done = embed_folder(images_dir, backend, out, batch=batch, workers=workers, resume=resume)
+        result["embed"] = done.to_dict()
+        typer.echo(json.dumps(result, indent=2) if as_json else done.format())
+        return 0
+
+    _run(debug, body)
+
+
+@verify_app.command()
+def verify(
+    model: Annotated[Path, typer.Argument(help="model.onnx (ONNX Runtime) or model.plan (TensorRT).")],
+    bundle: BundleOpt = None,
+    device: DeviceOpt = 0,
+    providers: ProvidersOpt = None,
+    plugin_lib: PluginOpt = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run MODEL on its reference bundle and print the parity report; exit 1 when it fails."""
+
+    def body() -> int:
+        from frpt_runtime.backends import create_backend
+        from frpt_runtime.verify import verify_model
+
+        is_engine = model.suffix.lower() in (".plan", ".engine", ".trt")
+        with create_backend(
+            onnx=None if is_engine else model,
+            engine=model if is_engine else None,
+            providers=_providers(providers),
+            device=device,
+            plugin_lib=plugin_lib,
+        ) as backend:
+            report = verify_model(backend, bundle)
+        typer.echo(report.to_json() if as_json else report.format())
+        if not report:
+            typer.echo(f"error: parity check failed: {report.failure()}", err=True)
+            return EXIT_PARITY_FAILED
+        return 0
+
+    _run(debug, body)

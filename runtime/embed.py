@@ -1,0 +1,259 @@
+"""Embed an image folder with any backend: ``embed_folder(...) -> EmbedReport`` (library behind ``frpt-embed``).
+
+Flow: list the images (recursive, sorted) -> refuse an empty folder or a batch the model cannot take,
+before any work -> decode ahead in a worker pool (:class:`~frpt_runtime.pipeline.BatchPipeline`) ->
+keep up to ``backend.max_in_flight`` batches submitted (double buffering on a device backend) ->
+journal every finished chunk (:class:`~frpt_runtime.manifest.RunJournal`) -> write ``embeddings.npy``,
+``manifest.json`` and ``run.json`` atomically. Bad files are skipped and listed, never fatal.
+
+``--resume`` continues from the journal: the same chunks are fed in the same batches, so the final
+``embeddings.npy`` and ``manifest.json`` are byte-identical to an uninterrupted run's.
+
+The environment variable ``FRPT_EMBED_CRASH_AFTER=K`` kills the process with SIGKILL after chunk ``K``'s
+rows are on disk but before its journal line is (the worst moment); tests use it to prove resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from frpt import __version__
+from frpt.errors import FrptError
+from frpt_runtime.backends.base import Backend, ModelInfo, Pending
+from frpt_runtime.images import IMAGE_EXTENSIONS, list_images
+from frpt_runtime.manifest import (
+    EMBEDDINGS_FILE,
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    RUN_FILE,
+    ChunkRecord,
+    RunJournal,
+    atomic_write,
+    atomic_write_json,
+)
+from frpt_runtime.pipeline import Batch, BatchPipeline
+
+__all__ = ["EmbedReport", "embed_folder"]
+
+CRASH_ENV = "FRPT_EMBED_CRASH_AFTER"
+
+
+@dataclass
+class EmbedReport:
+    """Outcome of one :func:`embed_folder` call.
+
+    Attributes:
+        out_dir: where the outputs were written.
+        count: rows in ``embeddings.npy`` (embedded images).
+        skipped: ``(relative path, reason)`` of every file that could not be decoded.
+        embedding_dim: ``D``.
+        backend, precision: what ran.
+        resumed_images: files already done by an earlier, interrupted run (0 for a fresh run).
+        wall_s: seconds this call spent from listing to the last write.
+        images_per_s: files processed by this call per second of ``wall_s``.
+    """
+
+    out_dir: Path
+    count: int
+    skipped: list[tuple[str, str]]
+    embedding_dim: int
+    backend: str
+    precision: str
+    resumed_images: int
+    wall_s: float
+    images_per_s: float
+
+    @property
+    def embeddings_path(self) -> Path:
+        return self.out_dir / EMBEDDINGS_FILE
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / MANIFEST_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["out_dir"] = str(self.out_dir)
+        data["skipped"] = [list(item) for item in self.skipped]
+        return data
+
+    def format(self) -> str:
+        """Human summary: counts, throughput, outputs, then one line per skipped file."""
+        lines = [
+            f"embedded {self.count} images (D={self.embedding_dim}, {self.backend}, {self.precision}) "
+            f"in {self.wall_s:.2f} s, {self.images_per_s:.1f} images/s"
+            + (f", resumed after {self.resumed_images}" if self.resumed_images else ""),
+            f"wrote {self.embeddings_path} and {self.manifest_path}",
+            f"skipped {len(self.skipped)} files" + (":" if self.skipped else ""),
+        ]
+        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class _Clock:
+    started: float = field(default_factory=time.perf_counter)
+    wait_decode_s: float = 0.0
+    wait_backend_s: float = 0.0
+
+
+def embed_folder(
+    images_dir: str | os.PathLike[str],
+    backend: Backend,
+    out_dir: str | os.PathLike[str],
+    *,
+    batch: int = 32,
+    workers: int = 4,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> EmbedReport:
+    """Embed every image under ``images_dir`` and write the outputs to ``out_dir``.
+
+    Args:
+        images_dir: folder walked recursively (see :func:`frpt_runtime.images.list_images`).
+        backend: an (active or not) backend; activated here, not closed.
+        out_dir: output folder (created).
+        batch: files per chunk / model batch.
+        workers: decode threads.
+        resume: continue a matching interrupted run in ``out_dir`` instead of starting over.
+        progress: tqdm bar on stderr; None means only when stderr is a terminal.
+
+    Returns:
+        The :class:`EmbedReport`.
+
+    Raises:
+        FrptError: no images, a batch the model cannot take, a model that cannot run here, or a resume
+            over a different run's partial state — all before any image is decoded.
+    """
+    clock = _Clock()
+    root = Path(images_dir)
+    paths = list_images(root)
+    if not paths:
+        raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    info = backend.activate().info
+    backend.check_batch(batch)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rel = [path.relative_to(root).as_posix() for path in paths]
+    journal = RunJournal(out, _fingerprint(root, rel, info, batch), info.embedding_dim)
+    journal.start(resume)
+    resumed = min(journal.next_chunk * batch, len(paths))
+    crash_chunk = _crash_chunk()
+    bar = tqdm(
+        total=len(paths), initial=resumed, unit="img", file=sys.stderr, dynamic_ncols=True,
+        disable=not (sys.stderr.isatty() if progress is None else progress),
+    )
+    try:
+        with BatchPipeline(
+            paths, info.config.input_size, info.config.crop_pct, batch=batch, workers=workers,
+            start_chunk=journal.next_chunk,
+        ) as pipeline:
+            in_flight: deque[tuple[Batch, Pending | None]] = deque()
+
+            def finish_oldest() -> None:
+                done, pending = in_flight.popleft()
+                tick = time.perf_counter()
+                rows = pending.result() if pending is not None else np.empty((0, info.embedding_dim), np.float32)
+                clock.wait_backend_s += time.perf_counter() - tick
+                record = ChunkRecord(
+                    done.index,
+                    [path.relative_to(root).as_posix() for path in done.paths],
+                    [(path.relative_to(root).as_posix(), reason) for path, reason in done.skipped],
+                )
+                journal.append(record, rows, _sigkill_self if done.index == crash_chunk else None)
+                bar.update(len(done.paths) + len(done.skipped))
+
+            tick = time.perf_counter()
+            for item in pipeline:
+                clock.wait_decode_s += time.perf_counter() - tick
+                in_flight.append((item, backend.submit(item.images) if len(item.paths) else None))
+                while len(in_flight) >= max(backend.max_in_flight, 1):
+                    finish_oldest()
+                tick = time.perf_counter()
+            while in_flight:
+                finish_oldest()
+        embeddings = journal.embeddings()
+        skipped = [item for record in journal.records for item in record.skipped]
+        manifest = _manifest(root, info, batch, journal.records, skipped)
+        atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
+        atomic_write_json(out / MANIFEST_FILE, manifest)
+        wall = time.perf_counter() - clock.started
+        processed = len(paths) - resumed
+        atomic_write_json(out / RUN_FILE, {
+            "wall_s": round(wall, 4),
+            "images_per_s": round(processed / wall, 2) if wall > 0 else None,
+            "images_processed": processed,
+            "resumed_images": resumed,
+            "wait_decode_s": round(clock.wait_decode_s, 4),
+            "wait_backend_s": round(clock.wait_backend_s, 4),
+            "batch": batch,
+            "workers": workers,
+            "finished_unix": round(time.time(), 3),
+        })
+        journal.discard()
+    finally:
+        journal.close()
+        bar.close()
+    return EmbedReport(
+        out_dir=out, count=embeddings.shape[0], skipped=skipped, embedding_dim=info.embedding_dim,
+        backend=info.backend, precision=info.precision, resumed_images=resumed, wall_s=wall,
+        images_per_s=processed / wall if wall > 0 else 0.0,
+    )
+
+
+def _fingerprint(root: Path, rel: list[str], info: ModelInfo, batch: int) -> dict[str, Any]:
+    """Facts a resumed run must share with the interrupted one (JSON-ready)."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "root": str(root.resolve()),
+        "files_sha256": hashlib.sha256("\n".join(rel).encode("utf-8")).hexdigest(),
+        "file_count": len(rel),
+        "model_sha256": info.sha256,
+        "backend": info.backend,
+        "detail": dict(info.detail),
+        "batch": batch,
+        "embedding_dim": info.embedding_dim,
+    }
+
+
+def _manifest(
+    root: Path, info: ModelInfo, batch: int, records: list[ChunkRecord], skipped: list[tuple[str, str]]
+) -> dict[str, Any]:
+    images = [path for record in records for path in record.paths]
+    return {
+        "format": MANIFEST_FORMAT,
+        "toolkit_version": __version__,
+        "root": str(root.resolve()),
+        "count": len(images),
+        "embedding_dim": info.embedding_dim,
+        "images": images,
+        "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
+        "model": {"path": str(info.path.resolve()), "sha256": info.sha256},
+        "backend": info.backend,
+        "backend_detail": dict(info.detail),
+        "precision": info.precision,
+        "lowering": info.lowering,
+        "config": info.config.to_dict(),
+        "batch": batch,
+        "timings_file": RUN_FILE,
+    }
+
+
+def _crash_chunk() -> int | None:
+    value = os.environ.get(CRASH_ENV)
+    return int(value) if value else None
+
+
+def _sigkill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)

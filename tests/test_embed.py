@@ -1,0 +1,217 @@
+"""frpt-embed on a hand-built contract graph: pipeline, skipping bad files, atomic outputs, resume, CLI, verify."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_runtime_backends import TOY_SIZE, make_toy_onnx, toy_reference
+from typer.testing import CliRunner
+
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frpt_runtime.bundle import RefBundle, save_bundle
+from frpt_runtime.cli import embed_app, verify_app
+from frpt_runtime.embed import CRASH_ENV, embed_folder
+from frpt_runtime.engine_sidecar import sha256_file
+from frpt_runtime.images import ImageDecodeError, list_images, load_image
+from frpt_runtime.manifest import PARTIAL_DIR, read_manifest
+from frpt_runtime.pipeline import BatchPipeline
+
+BAD = {"broken.jpg", "empty.png", "notes.png"}
+
+
+def _make_folder(root: Path, good: int = 9) -> Path:
+    """``good`` decodable images of varied kinds in nested folders, plus a corrupt, a zero-byte and a non-image."""
+    rng = np.random.default_rng(0)
+    for i in range(good):
+        pixels = rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)
+        sub = root / f"class{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        if i % 3 == 0:
+            Image.fromarray(pixels).save(sub / f"img{i}.jpg", quality=90)
+        elif i % 3 == 1:
+            rgba = np.concatenate([pixels, rng.integers(0, 256, pixels.shape[:2] + (1,), dtype=np.uint8)], axis=-1)
+            Image.fromarray(rgba, mode="RGBA").save(sub / f"img{i}.png")
+        else:
+            Image.fromarray(pixels[..., 0], mode="L").save(sub / f"img{i}.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.png").write_text("not an image")
+    return root
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
+    model = tmp_path / "toy.onnx"
+    weights = make_toy_onnx(model)
+    return _make_folder(tmp_path / "images"), model, weights
+
+
+def _expected(folder: Path, weights: np.ndarray) -> tuple[list[str], np.ndarray]:
+    names, pixels = [], []
+    for path in list_images(folder):
+        try:
+            pixels.append(load_image(path, TOY_SIZE, 1.0))
+            names.append(path.relative_to(folder).as_posix())
+        except ImageDecodeError:
+            pass
+    return names, toy_reference(np.stack(pixels), weights)
+
+
+def test_pipeline_batches_by_position_and_runs_ahead(tmp_path: Path) -> None:
+    paths = [tmp_path / f"{i}.png" for i in range(10)]
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def decode(path: Path, size: int, crop: float) -> np.ndarray:
+        index = int(path.stem)
+        with lock:
+            started.append(index)
+        if index in (3, 4):
+            raise ImageDecodeError(f"bad {index}")
+        return np.full((size, size, 3), index, np.uint8)
+
+    with BatchPipeline(paths, 4, 1.0, batch=4, workers=2, depth=2, decode=decode) as pipeline:
+        batches = iter(pipeline)
+        first = next(batches)
+        time.sleep(0.2)
+        assert len(started) == 10  # decoding ran ahead of the consumer
+        rest = list(batches)
+    assert [b.index for b in [first, *rest]] == [0, 1, 2] and [b.start for b in [first, *rest]] == [0, 4, 8]
+    assert [p.stem for p in rest[0].paths] == ["5", "6", "7"]
+    assert rest[0].skipped == [(paths[4], "bad 4")] and first.skipped == [(paths[3], "bad 3")]
+    assert rest[0].images[:, 0, 0, 0].tolist() == [5, 6, 7] and rest[1].images.shape == (2, 4, 4, 3)
+    with BatchPipeline(paths, 4, 1.0, batch=4, start_chunk=2, decode=decode) as pipeline:
+        assert [b.index for b in pipeline] == [2]
+
+
+def test_pipeline_propagates_decoder_bugs_and_stops_early(tmp_path: Path) -> None:
+    def broken(path: Path, size: int, crop: float) -> np.ndarray:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError), BatchPipeline([tmp_path / "a.png"], 4, 1.0, batch=1, decode=broken) as pipeline:
+        list(pipeline)
+    paths = [tmp_path / f"{i}.png" for i in range(200)]
+    with BatchPipeline(paths, 4, 1.0, batch=1, decode=lambda p, s, c: np.zeros((s, s, 3), np.uint8)) as pipeline:
+        next(iter(pipeline))  # leaving early must not hang on the full queue
+
+
+def test_embed_folder_skips_bad_files_and_matches_reference(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, weights = setup
+    out = tmp_path / "out"
+    with OnnxRuntimeBackend(model) as backend:
+        report = embed_folder(folder, backend, out, batch=4, workers=2)
+    names, expected = _expected(folder, weights)
+    manifest = read_manifest(out)
+    embeddings = np.load(out / "embeddings.npy")
+    assert report.count == 9 == len(names) and manifest["images"] == names
+    assert embeddings.dtype == np.float32 and embeddings.shape == (9, 8)
+    np.testing.assert_allclose(embeddings, expected, atol=1e-5)
+    assert {item["path"] for item in manifest["skipped"]} == BAD
+    reasons = {item["path"]: item["reason"] for item in manifest["skipped"]}
+    assert reasons["empty.png"] == "zero-byte file" and "not an image" in reasons["notes.png"]
+    assert manifest["model"]["sha256"] == sha256_file(model)
+    assert manifest["backend"] == "onnxruntime" and manifest["precision"] == "fp32"
+    assert manifest["timings_file"] == "run.json" and json.loads((out / "run.json").read_text())["images_processed"] == 12
+    assert not (out / PARTIAL_DIR).exists()
+    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "manifest.json", "run.json"]
+
+
+def test_embed_refuses_empty_folder_before_loading_model(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images")
+    with pytest.raises(FrptError, match="no images under"):
+        embed_folder(tmp_path / "empty", OnnxRuntimeBackend(tmp_path / "missing.onnx"), tmp_path / "out")
+
+
+def _cli_embed(folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = str(crash)
+    cmd = [sys.executable, "-c", "from frpt_runtime.cli import embed_app; embed_app()", str(folder), "--onnx", str(model),
+           "--out", str(out), "--batch", "2", "--workers", "2", *extra]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_resume_after_kill_is_byte_identical(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, _ = setup
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert _cli_embed(folder, model, full).returncode == 0
+    killed = _cli_embed(folder, model, resumed, crash=3)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL after chunk 3's rows, before its journal line
+    journal = (resumed / PARTIAL_DIR / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == 3 and not (resumed / "manifest.json").exists()
+    rows_bytes = (resumed / PARTIAL_DIR / "rows.f32").stat().st_size
+    journaled = sum(len(json.loads(line)["paths"]) for line in journal)
+    assert rows_bytes > journaled * 8 * 4  # orphan rows of the unjournaled chunk are on disk
+    done = _cli_embed(folder, model, resumed, "--resume", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)["embed"]
+    assert report["resumed_images"] == 6 and report["count"] == 9
+    for name in ("embeddings.npy", "manifest.json"):
+        assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
+
+
+def test_resume_refuses_other_run_and_restarts_without_flag(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, _ = setup
+    out = tmp_path / "out"
+    assert _cli_embed(folder, model, out, crash=1).returncode == -9
+    other = _cli_embed(folder, model, out, "--resume", "--batch", "3")
+    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
+        f"error: partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume to start over"
+    ]
+    fresh = _cli_embed(folder, model, out, "--json")
+    assert fresh.returncode == 0 and json.loads(fresh.stdout)["embed"]["resumed_images"] == 0
+
+
+def _bundle(path: Path, weights: np.ndarray, noise: float = 0.0) -> Path:
+    images = np.random.default_rng(5).integers(0, 256, (6, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
+    embeddings = toy_reference(images, weights)
+    if noise:
+        embeddings[4] += noise
+    save_bundle(path, RefBundle(images, embeddings, np.array([4, 2], np.int64), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0)))
+    return path
+
+
+def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    _, model, weights = setup
+    runner = CliRunner()
+    _bundle(model.with_name("toy.ref.npz"), weights)
+    ok = runner.invoke(verify_app, [str(model)])
+    assert ok.exit_code == 0 and "PASSED" in ok.stdout and "<= 1e-04" in ok.stdout
+    bad = _bundle(tmp_path / "bad.ref.npz", weights, noise=1e-3)
+    failed = runner.invoke(verify_app, [str(model), "--bundle", str(bad)])
+    assert failed.exit_code == 1 and "FAILED: sample 4" in failed.stdout
+    missing = runner.invoke(verify_app, [str(model), "--bundle", str(tmp_path / "none.npz")])
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+
+
+def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, weights = setup
+    runner = CliRunner()
+    _bundle(model.with_name("toy.ref.npz"), weights)
+    result = runner.invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch", "5"])
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.stdout and "embedded 9 images" in result.stdout and "broken.jpg:" in result.stdout
+    bad = _bundle(tmp_path / "bad.ref.npz", weights, noise=1e-2)
+    failed = runner.invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "f"), "--verify", "--bundle", str(bad)])
+    assert failed.exit_code == 1 and not (tmp_path / "f" / "embeddings.npy").exists()
+    for args, message in [
+        ([str(folder)], "exactly one model"),
+        ([str(tmp_path / "nope"), "--onnx", str(model)], "image folder not found"),
+        ([str(folder), "--onnx", str(tmp_path / "none.onnx")], "model file not found"),
+        ([str(folder), "--onnx", str(model), "--providers", "cuda"], "'cuda' is not available"),
+    ]:
+        res = runner.invoke(embed_app, [*args, "--out", str(tmp_path / "x")])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (args, res.stderr)
+    assert runner.invoke(embed_app, []).exit_code in (0, 2) and "Usage" in runner.invoke(embed_app, []).output
