@@ -65,7 +65,7 @@ def _providers(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-@embed_app.command()
+@embed_app.command(no_args_is_help=True)
 def embed(
     images_dir: Annotated[Path, typer.Argument(help="Folder of images, walked recursively.")],
     onnx: OnnxOpt = None,
@@ -116,7 +116,7 @@ def embed(
     _run(debug, body)
 
 
-@verify_app.command()
+@verify_app.command(no_args_is_help=True)
 def verify(
     model: Annotated[Path, typer.Argument(help="model.onnx (ONNX Runtime) or model.plan (TensorRT).")],
     bundle: BundleOpt = None,

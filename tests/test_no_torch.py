@@ -1,0 +1,94 @@
+"""The runtime imports and runs end to end where ``import torch`` fails (an edge box with no PyTorch).
+
+A ``sitecustomize`` on ``PYTHONPATH`` installs a meta-path finder that refuses ``torch`` and everything
+under it; every ``frpt_runtime`` module is imported, then ``frpt-embed --verify`` and ``frpt-verify``
+run as real console scripts on a contract-obeying ONNX file with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from test_embed import _bundle, _make_folder
+from test_runtime_backends import make_toy_onnx, toy_metadata
+
+import frpt_runtime
+
+BLOCKER = '''
+import sys
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch' (blocked by test_no_torch)", name=name)
+        return None
+
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+IMPORT_ALL = '''
+import importlib, pkgutil, sys
+import frpt_runtime, frpt_runtime.backends
+names = [m.name for pkg in (frpt_runtime, frpt_runtime.backends) for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+for name in names:
+    importlib.import_module(name)
+try:
+    import torch
+except ImportError:
+    pass
+else:
+    raise SystemExit("torch was importable: the blocker failed")
+assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
+print(len(names), "modules", " ".join(sorted(names)))
+'''
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    block = tmp_path / "block"
+    block.mkdir(exist_ok=True)
+    (block / "sitecustomize.py").write_text(BLOCKER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(block), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def _script(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def test_every_runtime_module_imports_without_torch(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    expected = {p.stem for p in Path(frpt_runtime.__file__).parent.glob("*.py")} - {"__init__"}
+    listed = {name.rsplit(".", 1)[1] for name in done.stdout.split()[2:]}
+    assert expected <= listed and {"onnxruntime_backend", "tensorrt_backend", "base"} <= listed
+
+
+def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    model = tmp_path / "toy.onnx"
+    weights = make_toy_onnx(model)
+    _bundle(model.with_name("toy.ref.npz"), weights)
+    folder = _make_folder(tmp_path / "images", good=4)
+    out = tmp_path / "out"
+    embed = subprocess.run(
+        [_script("frpt-embed"), str(folder), "--onnx", str(model), "--out", str(out), "--batch", "3", "--verify", "--json"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert embed.returncode == 0, embed.stderr
+    result = json.loads(embed.stdout)
+    assert result["parity"]["passed"] and result["embed"]["count"] == 4 and len(result["embed"]["skipped"]) == 3
+    assert np.load(out / "embeddings.npy").shape == (4, 8)
+    verify = subprocess.run([_script("frpt-verify"), str(model)], env=env, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and "PASSED" in verify.stdout, verify.stderr
+
+    plugin = tmp_path / "plugin.onnx"
+    make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    refused = subprocess.run([_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "plugin lowering" in refused.stderr and "torch" in refused.stderr and "standard lowering" in refused.stderr
