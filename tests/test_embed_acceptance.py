@@ -1,0 +1,100 @@
+"""Acceptance: a real FRPT (pretrained Lite0, 64 px) exported to ONNX, embedded with ONNX Runtime by ``frpt-embed``.
+
+The folder mixes good images with a corrupt JPEG, a zero-byte file, a PNG with alpha, a grayscale image
+and a non-image: the good ones are embedded with parity <= 1e-4 against ``model.embed_uint8`` on the same
+uint8 pixels, the bad ones are listed; a run killed mid-way and resumed writes byte-identical outputs;
+``frpt-verify`` passes on the export's reference bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from frpt_runtime.embed import CRASH_ENV
+from frpt_runtime.images import load_image
+from frpt_runtime.manifest import read_manifest
+from frpt_runtime.parity import FP32_MAX_ABS, compare_embeddings
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    from frpt.config import FRPTConfig
+    from frpt.model import create_model
+    from frpt_export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_model(FRPTConfig(input_size=SIZE, num_classes=5)).eval()
+    path = tmp_path_factory.mktemp("export") / "frpt.onnx"
+    report = export_onnx(model, path, lowering="standard", precision="fp32")
+    assert report.parity["passed"], report.parity
+    return model, path
+
+
+def _folder(root: Path) -> Path:
+    from skimage import data
+
+    root.mkdir()
+    photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "astronaut": data.astronaut()}
+    for name, pixels in photos.items():
+        (root / "photos").mkdir(exist_ok=True)
+        Image.fromarray(pixels).resize((pixels.shape[1] // 4, pixels.shape[0] // 4)).save(root / "photos" / f"{name}.jpg")
+    rgba = np.dstack([data.chelsea()[::4, ::4], np.full(data.chelsea()[::4, ::4].shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, mode="RGBA").save(root / "alpha.png")
+    Image.fromarray(data.camera()[::4, ::4], mode="L").save(root / "gray.png")
+    good = (root / "photos" / "coffee.jpg").read_bytes()
+    (root / "corrupt.jpg").write_bytes(good[:300] + bytes(200) + good[500:520])
+    (root / "zero.jpg").write_bytes(b"")
+    (root / "readme.png").write_text("this is text, not a PNG")
+    return root
+
+
+def _embed(folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if crash is not None:
+        env[CRASH_ENV] = str(crash)
+    script = str(Path(sys.executable).with_name("frpt-embed"))
+    cmd = [script, str(folder), "--onnx", str(model), "--out", str(out), "--batch", "2", "--workers", "2", *extra]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: Path) -> None:
+    model, onnx_path = exported
+    folder = _folder(tmp_path / "images")
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+
+    done = _embed(folder, onnx_path, full)
+    assert done.returncode == 0, done.stderr
+    manifest = read_manifest(full)
+    assert manifest["images"] == ["alpha.png", "gray.png", "photos/astronaut.jpg", "photos/chelsea.jpg", "photos/coffee.jpg"]
+    assert {item["path"] for item in manifest["skipped"]} == {"corrupt.jpg", "zero.jpg", "readme.png"}
+    assert all(item["reason"] for item in manifest["skipped"])
+
+    pixels = np.stack([load_image(folder / name, SIZE, model.config.crop_pct) for name in manifest["images"]])
+    with torch.no_grad():
+        reference = model.embed_uint8(torch.from_numpy(pixels)).numpy()
+    embeddings = np.load(full / "embeddings.npy")
+    report = compare_embeddings(reference, embeddings, "fp32")
+    assert report.passed and report.max_abs <= FP32_MAX_ABS, report.format()
+
+    assert _embed(folder, onnx_path, resumed, crash=1).returncode == -9  # killed with chunk 1's rows unjournaled
+    again = _embed(folder, onnx_path, resumed, "--resume", "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["embed"]["resumed_images"] == 2
+    for name in ("embeddings.npy", "manifest.json"):
+        assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
+
+    verify = subprocess.run([str(Path(sys.executable).with_name("frpt-verify")), str(onnx_path)], capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0 and "PASSED" in verify.stdout, verify.stdout + verify.stderr
