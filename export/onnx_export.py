@@ -1,0 +1,297 @@
+"""Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (DESIGN.md §3).
+
+Graph: ``images`` uint8 ``[N, S, S, 3]`` -> Cast -> Transpose -> /255 -> (x - mean)/std -> backbone up to
+the tap -> parser -> saliency (MatMul resize + softmax, float32) -> structure modification (lowering) ->
+full backbone -> CAH -> head -> L2 normalise -> ``embedding`` float32 ``[N, D]``; batch axis dynamic;
+legacy TorchScript exporter at opset 17 (GridSample needs >= 16; opset 20 renamed its mode and TensorRT's
+parser falls back to nearest, NVIDIA/TensorRT#4646).
+
+FP16: expressed in the graph by casting precisely in the torch wrapper, not by NVIDIA ModelOpt AutoCast.
+Why: ``nvidia-modelopt`` drags a large dependency tree (and its own torch/onnx pins) into the exporter for
+what is, here, four Cast nodes at known places: the normalised image is cast to half before each backbone
+pass (backbone and parser convolutions/activations in half), the tap logits and the feature map are cast
+back to float32. Everything numerically delicate stays float32 by construction and is easy to audit in the
+wrapper: saliency resize + softmax, the sampling grid and the image resampling, CAH (SE weights and
+InstanceNorm statistics, the classic fp16 trap, NVIDIA/TensorRT#2691), pooling and the L2 norm. The graph
+is strongly typed as exported, so TensorRT 10.x (strongly typed flag) and 11.x / RTX build it unchanged.
+
+The file is written to a temp file beside ``out_path`` and renamed, so ``-o`` never holds half a model; the
+bundle ``<stem>.ref.npz`` and Polygraphy JSON files are written beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from frpt import __version__
+from frpt.checkpoint import load_checkpoint
+from frpt.errors import FrptError
+from frpt.model import FRPT
+from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, SaliencyResize, make_sampler
+from frpt_export.reference import (
+    reference_images,
+    session_embeddings,
+    split_batches,
+    torch_embeddings,
+    write_polygraphy_json,
+)
+from frpt_runtime.bundle import RefBundle, bundle_path_for, save_bundle
+from frpt_runtime.parity import PRECISIONS, compare_embeddings
+
+__all__ = ["EmbeddingGraph", "ExportReport", "export_onnx", "read_metadata", "SUPPORTED_OPSETS", "METADATA_KEYS"]
+
+SUPPORTED_OPSETS = (16, 17, 18, 19)
+METADATA_KEYS = ("frpt.config", "frpt.toolkit_version", "frpt.lowering", "frpt.precision", "frpt.opset")
+
+
+class EmbeddingGraph(nn.Module):
+    """The exported computation: uint8 images -> L2-normalised float32 embedding.
+
+    Built from a trained :class:`FRPT` without modifying it (for fp16 the backbone and parser are copies).
+
+    Args:
+        model: the trained model (eval mode).
+        lowering: ``standard`` (MatMul + GridSample) or ``plugin`` (one ``frpt::InhomogeneousSample`` node).
+        precision: ``fp32`` or ``fp16`` (backbone and parser in half, the rest float32).
+
+    Shapes: ``images`` uint8 ``[N, S, S, 3]`` -> float32 ``[N, D]``.
+    """
+
+    def __init__(self, model: FRPT, lowering: str, precision: str) -> None:
+        super().__init__()
+        cfg = model.config
+        size = cfg.input_size
+        self.model = model
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.backbone = copy.deepcopy(model.backbone).to(self.dtype) if precision == "fp16" else model.backbone
+        self.parser = copy.deepcopy(model.parser).to(self.dtype) if precision == "fp16" else model.parser
+        with torch.no_grad():
+            tap_hw = tuple(model.backbone.forward_tap(torch.zeros(1, 3, size, size)).shape[-2:])
+        self.saliency = SaliencyResize(tap_hw, cfg.grid)
+        self.sampler = make_sampler(lowering, cfg.grid, cfg.pad, cfg.fwhm, (size, size))
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.model.prepare(images)  # Cast -> Transpose -> normalise, float32
+        logits = self.parser(self.backbone.forward_tap(x.to(self.dtype)))
+        warped = self.sampler(x, self.saliency(logits.float()))  # float32 grid and resampling
+        features = self.backbone.forward_features(warped.to(self.dtype)).float()
+        return F.normalize(self.model.head(self.model.cah(features)), dim=1, eps=1e-12)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how its ONNX Runtime output compares with PyTorch fp32 on the bundle.
+
+    Attributes:
+        onnx_path, bundle_path, inputs_json, outputs_json: files written.
+        lowering, precision, opset: graph facts.
+        num_nodes, size_bytes: graph size.
+        input_size, embedding_dim: model geometry.
+        parity: :class:`~frpt_runtime.parity.ParityReport` as a dict (ORT CPU vs PyTorch on the bundle).
+        seconds: wall time of the export.
+    """
+
+    onnx_path: str
+    bundle_path: str
+    inputs_json: str
+    outputs_json: str
+    lowering: str
+    precision: str
+    opset: int
+    num_nodes: int
+    size_bytes: int
+    input_size: int
+    embedding_dim: int
+    parity: dict[str, Any]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.parity["passed"])
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExportReport":
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+def _load_model(source: str | os.PathLike | FRPT) -> FRPT:
+    if isinstance(source, FRPT):
+        return source.eval()
+    return load_checkpoint(source)
+
+
+def _check_options(lowering: str, precision: str, opset: int) -> None:
+    if lowering not in LOWERINGS:
+        raise FrptError(f"--lowering must be one of {LOWERINGS}, got {lowering!r}")
+    if precision not in PRECISIONS:
+        raise FrptError(f"--precision must be one of {PRECISIONS}, got {precision!r}")
+    if opset not in SUPPORTED_OPSETS:
+        raise FrptError(
+            f"--opset {opset} unsupported: GridSample needs >= 16 and TensorRT misreads opset >= 20; use 17"
+        )
+
+
+def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
+    import onnx
+
+    buffer = io.BytesIO()
+    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        torch.onnx.export(
+            graph,
+            (dummy,),
+            buffer,
+            input_names=["images"],
+            output_names=["embedding"],
+            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=opset,
+            custom_opsets={PLUGIN_DOMAIN: 1} if lowering == "plugin" else None,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _set_output_shape(proto, dim: int) -> None:
+    """Pin the output to ``[batch, D]`` (the TorchScript exporter leaves ``D`` symbolic after the L2 norm)."""
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    dims[0].dim_param = "batch"
+    dims[1].dim_value = dim
+
+
+def _set_metadata(proto, model: FRPT, lowering: str, precision: str, opset: int) -> None:
+    values = {
+        "frpt.config": model.config.to_json(),
+        "frpt.toolkit_version": __version__,
+        "frpt.lowering": lowering,
+        "frpt.precision": precision,
+        "frpt.opset": str(opset),
+    }
+    del proto.metadata_props[:]
+    for key in METADATA_KEYS:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, values[key]
+    proto.producer_name, proto.producer_version = "frpt-toolkit", __version__
+
+
+def _atomic_save(proto, out_path: Path) -> None:
+    import onnx
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        onnx.save_model(proto, tmp)
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
+    """The ``frpt.*`` metadata_props of an exported file (without loading its weights).
+
+    Raises:
+        FrptError: missing file, not ONNX, or not an FRPT export.
+    """
+    import onnx
+
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise FrptError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
+        raise FrptError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in proto.metadata_props if p.key.startswith("frpt.")}
+    missing = [k for k in METADATA_KEYS if k not in meta]
+    if missing:
+        raise FrptError(f"{path} lacks FRPT metadata {missing}: export it with `frpt-export onnx`")
+    return meta
+
+
+def export_onnx(
+    source: str | os.PathLike | FRPT,
+    out_path: str | os.PathLike,
+    lowering: str = "standard",
+    precision: str = "fp32",
+    opset: int = 17,
+    ref_images: str | os.PathLike | None = None,
+) -> ExportReport:
+    """Export a checkpoint (or model) to ONNX, write its reference bundle and check parity with PyTorch.
+
+    Args:
+        source: checkpoint path, or an :class:`FRPT` model.
+        out_path: the ``.onnx`` file to write (atomically).
+        lowering: ``standard`` or ``plugin``.
+        precision: ``fp32`` or ``fp16`` (the graph's compute precision; I/O always uint8 in, float32 out).
+        opset: ONNX opset (17 recommended).
+        ref_images: folder of reference images; ``None`` uses the photographs bundled with scikit-image.
+
+    Returns:
+        The :class:`ExportReport` (falsy when ORT misses the parity thresholds; files are written anyway).
+
+    Raises:
+        FrptError: bad options, missing/truncated/foreign checkpoint, no reference image. Nothing is
+            written at ``out_path`` in that case.
+    """
+    import onnx
+
+    from frpt_export.ort_custom_op import create_session
+
+    start = time.perf_counter()
+    _check_options(lowering, precision, opset)
+    model = _load_model(source)
+    cfg = model.config
+    out_path = Path(out_path)
+    images = reference_images(cfg.input_size, cfg.crop_pct, ref_images)
+    batch_sizes = split_batches(len(images))
+
+    proto = _trace(EmbeddingGraph(model, lowering, precision).eval(), cfg.input_size, opset, lowering)
+    _set_output_shape(proto, model.embedding_dim)
+    _set_metadata(proto, model, lowering, precision, opset)
+    onnx.checker.check_model(proto)
+    _atomic_save(proto, out_path)
+
+    reference = torch_embeddings(model, images, batch_sizes)
+    bundle_path = save_bundle(bundle_path_for(out_path), RefBundle(images, reference, batch_sizes, cfg))
+    inputs_json = out_path.with_name(out_path.stem + ".ref.inputs.json")
+    outputs_json = out_path.with_name(out_path.stem + ".ref.outputs.json")
+    write_polygraphy_json(inputs_json, outputs_json, images, reference, batch_sizes)
+
+    candidate = session_embeddings(create_session(out_path), images, batch_sizes)
+    parity = compare_embeddings(reference, candidate, precision)
+    return ExportReport(
+        onnx_path=str(out_path),
+        bundle_path=str(bundle_path),
+        inputs_json=str(inputs_json),
+        outputs_json=str(outputs_json),
+        lowering=lowering,
+        precision=precision,
+        opset=opset,
+        num_nodes=len(proto.graph.node),
+        size_bytes=out_path.stat().st_size,
+        input_size=cfg.input_size,
+        embedding_dim=int(reference.shape[1]),
+        parity=parity.to_dict(),
+        seconds=time.perf_counter() - start,
+    )

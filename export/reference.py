@@ -1,0 +1,142 @@
+"""Reference inputs and outputs of an export: images, PyTorch fp32 embeddings, ORT embeddings, parity.
+
+The images are decoded by the runtime's own :func:`frpt_runtime.images.load_image`, so PyTorch, the bundle
+and every backend see identical uint8 pixels: from ``--ref-images DIR`` or, by default, the photographs
+that ship inside scikit-image (offline, real content). They are batched ``1, 3, 8`` so one bundle also
+proves the dynamic batch axis.
+
+Beside the bundle, the same batches are written in Polygraphy's JSON formats (``polygraphy.json.save_json``
+of a list of feed dicts, and of a ``RunResults``), so a user with TensorRT can run::
+
+    polygraphy run model.plan --trt --load-inputs model.ref.inputs.json \\
+        --load-outputs model.ref.outputs.json --atol 1e-4
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from frpt.errors import FrptError
+from frpt.model import FRPT
+from frpt_runtime.images import ImageDecodeError, list_images, load_image
+from frpt_runtime.parity import ParityReport, compare_embeddings
+
+__all__ = [
+    "BATCH_PATTERN",
+    "MAX_REF_IMAGES",
+    "reference_images",
+    "split_batches",
+    "torch_embeddings",
+    "session_embeddings",
+    "write_polygraphy_json",
+    "live_parity",
+]
+
+BATCH_PATTERN = (1, 3, 8)
+MAX_REF_IMAGES = sum(BATCH_PATTERN)
+RUNNER_NAME = "pytorch-fp32"
+# scikit-image's bundled photographs (no download), colour and grey, varied content.
+_DEFAULT_PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg",
+    "retina.jpg", "ihc.png", "camera.png", "brick.png", "grass.png", "coins.png",
+)
+
+
+def split_batches(count: int, pattern: tuple[int, ...] = BATCH_PATTERN) -> np.ndarray:
+    """Batch sizes following ``pattern`` (repeated), the last one truncated: 12 -> [1, 3, 8], 5 -> [1, 3, 1]."""
+    sizes: list[int] = []
+    while sum(sizes) < count:
+        sizes.append(min(pattern[len(sizes) % len(pattern)], count - sum(sizes)))
+    return np.array(sizes, dtype=np.int64)
+
+
+def _default_photo_paths() -> list[Path]:
+    import skimage.data
+
+    root = Path(skimage.data.__file__).parent
+    return [root / name for name in _DEFAULT_PHOTOS]
+
+
+def reference_images(
+    size: int, crop_pct: float, folder: str | os.PathLike | None = None, limit: int = MAX_REF_IMAGES
+) -> np.ndarray:
+    """Decode up to ``limit`` reference images to model input.
+
+    Args:
+        size, crop_pct: the model's input geometry.
+        folder: image folder (recursive, sorted); undecodable files are skipped. ``None``: bundled photos.
+        limit: maximum number of images.
+
+    Returns:
+        uint8 ``[M, size, size, 3]``.
+
+    Raises:
+        FrptError: the folder is missing or holds no decodable image.
+    """
+    paths = list_images(folder) if folder is not None else _default_photo_paths()
+    images: list[np.ndarray] = []
+    for path in paths:
+        if len(images) == limit:
+            break
+        try:
+            images.append(load_image(path, size, crop_pct))
+        except ImageDecodeError:
+            continue
+    if not images:
+        raise FrptError(f"no decodable image in {folder}: pass --ref-images a folder of photos")
+    return np.stack(images)
+
+
+def torch_embeddings(model: FRPT, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+    """PyTorch fp32 embeddings, batch by batch: uint8 ``[M, S, S, 3]`` -> float32 ``[M, D]``."""
+    out, start = [], 0
+    for size in batch_sizes.tolist():
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + size]))
+        out.append(model.embed_uint8(batch).numpy())
+        start += size
+    return np.concatenate(out).astype(np.float32)
+
+
+def session_embeddings(session, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+    """ONNX Runtime embeddings (input ``images``, output ``embedding``), batch by batch, float32 ``[M, D]``."""
+    out, start = [], 0
+    for size in batch_sizes.tolist():
+        out.append(session.run(["embedding"], {"images": images[start : start + size]})[0])
+        start += size
+    return np.concatenate(out).astype(np.float32)
+
+
+def write_polygraphy_json(
+    inputs_path: Path, outputs_path: Path, images: np.ndarray, embeddings: np.ndarray, batch_sizes: np.ndarray
+) -> None:
+    """Write the batches as Polygraphy ``--load-inputs`` / ``--load-outputs`` files (one iteration per batch)."""
+    from polygraphy.comparator import IterationResult, RunResults
+    from polygraphy.json import save_json
+    from polygraphy.logger import G_LOGGER
+
+    feeds, iterations, start = [], [], 0
+    for size in batch_sizes.tolist():
+        feeds.append({"images": np.ascontiguousarray(images[start : start + size])})
+        iterations.append(
+            IterationResult({"embedding": np.ascontiguousarray(embeddings[start : start + size])}, runner_name=RUNNER_NAME)
+        )
+        start += size
+    results = RunResults()
+    results.add(iterations, runner_name=RUNNER_NAME)
+    with G_LOGGER.verbosity(G_LOGGER.WARNING):  # keep Polygraphy's "Saving ..." lines off stdout
+        save_json(feeds, str(inputs_path), description="FRPT reference inputs")
+        save_json(results, str(outputs_path), description="FRPT PyTorch fp32 reference outputs")
+
+
+def live_parity(model: FRPT, onnx_path: str | os.PathLike, images: np.ndarray, precision: str) -> ParityReport:
+    """PyTorch (now) vs ONNX Runtime on ``images`` under the thresholds of ``precision``."""
+    from frpt_export.ort_custom_op import create_session
+
+    batch_sizes = split_batches(len(images))
+    reference = torch_embeddings(model, images, batch_sizes)
+    candidate = session_embeddings(create_session(onnx_path), images, batch_sizes)
+    return compare_embeddings(reference, candidate, precision)

@@ -1,0 +1,175 @@
+"""`export_onnx`: both lowerings, fp32 and fp16 graphs, bundle, metadata, Polygraphy files, bad checkpoints.
+
+One small model (pretrained EfficientNet-Lite0 at 64 px, a seeded non-zero saliency conv so DPP really
+warps) is exported once per variant for the whole module; everything runs on ONNX Runtime CPU.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from frpt.checkpoint import save_checkpoint
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt.model import create_model
+from frpt_export.onnx_export import METADATA_KEYS, ExportReport, export_onnx, read_metadata
+from frpt_export.ort_custom_op import create_session
+from frpt_export.reference import reference_images, split_batches
+from frpt_runtime.bundle import load_bundle
+from frpt_runtime.parity import FP16_MIN_COSINE, FP16_MIN_TOP1, FP32_MAX_ABS, compare_embeddings
+
+SIZE = 64
+VARIANTS = [("standard", "fp32"), ("plugin", "fp32"), ("standard", "fp16"), ("plugin", "fp16")]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = create_model(FRPTConfig(input_size=SIZE, num_classes=5, class_names=tuple("abcde")))
+    torch.nn.init.normal_(m.parser.conv.weight, std=0.02)  # logits spread ~3: a visibly warped, trained-like map
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def exports(model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    return {(lo, pr): export_onnx(model, root / f"{lo}_{pr}.onnx", lo, pr) for lo, pr in VARIANTS}
+
+
+def _ort_on_bundle(report: ExportReport):
+    bundle = load_bundle(report.bundle_path)
+    session = create_session(report.onnx_path)
+    outs = [session.run(None, {"images": imgs})[0] for imgs, _ in bundle.batches()]
+    return bundle, outs
+
+
+@pytest.mark.parametrize("lowering", ["standard", "plugin"])
+def test_fp32_matches_pytorch_on_bundle_batches_1_3_8(exports, lowering):
+    report = exports[(lowering, "fp32")]
+    assert report and report.parity["max_abs"] <= FP32_MAX_ABS
+    bundle, outs = _ort_on_bundle(report)
+    assert bundle.batch_sizes.tolist() == [1, 3, 8]
+    assert [o.shape[0] for o in outs] == [1, 3, 8] and all(o.dtype == np.float32 for o in outs)
+    parity = compare_embeddings(bundle.embeddings, np.concatenate(outs), "fp32")
+    assert parity and parity.max_abs <= FP32_MAX_ABS
+    # a saliency that varies per image: the DPP warp is not the identity here
+    assert np.linalg.norm(np.concatenate(outs), axis=1) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("lowering", ["standard", "plugin"])
+def test_fp16_graph_meets_cosine_and_top1(exports, lowering):
+    report = exports[(lowering, "fp16")]
+    bundle, outs = _ort_on_bundle(report)  # ORT CPU runs the mixed graph itself (kernels present)
+    parity = compare_embeddings(bundle.embeddings, np.concatenate(outs), "fp16")
+    assert parity.min_cosine >= FP16_MIN_COSINE and parity.top1_agreement >= FP16_MIN_TOP1
+    assert parity.max_abs > 0  # it really computed in half
+    assert report and report.parity["min_cosine"] == pytest.approx(parity.min_cosine)
+
+
+def _elem_types(path) -> dict[str, int]:
+    model = onnx.shape_inference.infer_shapes(onnx.load(path))
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    return types, graph
+
+
+def test_fp16_graph_precision_placement(exports):
+    f16, f32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
+    types, graph = _elem_types(exports[("standard", "fp16")].onnx_path)
+    by_op = {}
+    for node in graph.node:
+        by_op.setdefault(node.op_type, []).append(node)
+    assert {types[n.input[1]] for n in by_op["Conv"]} == {f16}  # every conv weight in half
+    for op in ("InstanceNormalization", "GridSample", "Softmax", "ReduceMean", "ReduceL2"):
+        assert op in by_op and {types[n.input[0]] for n in by_op[op]} == {f32}, op
+    assert types["images"] == onnx.TensorProto.UINT8 and types["embedding"] == f32
+    fp32_types, fp32_graph = _elem_types(exports[("standard", "fp32")].onnx_path)
+    assert f16 not in {fp32_types[n.input[1]] for n in fp32_graph.node if n.op_type == "Conv"}
+
+
+def test_graph_io_cast_first_and_metadata(exports, model):
+    for (lowering, precision), report in exports.items():
+        proto = onnx.load(report.onnx_path)
+        (inp,), (out,) = proto.graph.input, proto.graph.output
+        dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+        assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+        assert dims == ["batch", SIZE, SIZE, 3]
+        assert out.name == "embedding" and [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == [
+            "batch", 1280]
+        consumers = [n.op_type for n in proto.graph.node if "images" in n.input]
+        assert consumers == ["Cast"]
+        meta = read_metadata(report.onnx_path)
+        assert sorted(meta) == sorted(METADATA_KEYS)
+        assert FRPTConfig.from_json(meta["frpt.config"]) == model.config
+        assert (meta["frpt.lowering"], meta["frpt.precision"], meta["frpt.opset"]) == (lowering, precision, "17")
+        custom = {n.op_type for n in proto.graph.node if n.domain == "frpt"}
+        assert custom == ({"InhomogeneousSample"} if lowering == "plugin" else set())
+        onnx.checker.check_model(proto)
+        assert ExportReport.from_dict(json.loads(report.to_json())) == report
+
+
+def test_polygraphy_files_load_back(exports):
+    from polygraphy.comparator import RunResults
+    from polygraphy.json import load_json
+
+    report = exports[("standard", "fp32")]
+    bundle = load_bundle(report.bundle_path)
+    feeds = load_json(report.inputs_json)
+    results = RunResults.load(report.outputs_json)
+    (runner, iterations), = results.items()
+    assert len(feeds) == len(iterations) == 3
+    for feed, iteration, (imgs, embs) in zip(feeds, iterations, bundle.batches()):
+        np.testing.assert_array_equal(feed["images"], imgs)
+        np.testing.assert_array_equal(iteration["embedding"], embs)
+
+
+def _bad_checkpoints(model, root):
+    good = save_checkpoint(model, root / "good.ckpt")
+    truncated = root / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    pickled = root / "pickled.ckpt"
+    torch.save({"format": "frpt-checkpoint", "model": torch.nn.Linear(2, 2)}, pickled)
+    other = create_model(FRPTConfig(input_size=SIZE, num_classes=7), random_init=True)
+    payload = torch.load(save_checkpoint(other, root / "other.ckpt"), weights_only=True)
+    payload["config"] = model.config.to_json()  # 5 classes claimed, 7-class weights inside
+    foreign = root / "foreign.ckpt"
+    torch.save(payload, foreign)
+    return [root / "missing.ckpt", truncated, pickled, foreign]
+
+
+def test_bad_checkpoints_fail_in_one_line_and_write_nothing(model, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    for ckpt in _bad_checkpoints(model, tmp_path):
+        with pytest.raises(FrptError) as info:
+            export_onnx(ckpt, out_dir / "model.onnx")
+        assert "\n" not in str(info.value) and str(ckpt.name) in str(info.value)
+        assert list(out_dir.iterdir()) == []
+
+
+def test_bad_options_rejected(model, tmp_path):
+    for kw, match in ((dict(lowering="dense"), "lowering"), (dict(precision="int8"), "precision"),
+                      (dict(opset=20), "opset")):
+        with pytest.raises(FrptError, match=match):
+            export_onnx(model, tmp_path / "m.onnx", **kw)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_reference_images_from_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    Image.fromarray(rng.integers(0, 255, (30, 30), dtype=np.uint8)).save(tmp_path / "sub_gray.png")
+    images = reference_images(SIZE, 0.875, tmp_path)
+    assert images.shape == (5, SIZE, SIZE, 3) and images.dtype == np.uint8
+    assert split_batches(5).tolist() == [1, 3, 1] and split_batches(12).tolist() == [1, 3, 8]
+    assert split_batches(14).tolist() == [1, 3, 8, 1, 1]
+    with pytest.raises(FrptError, match="no decodable image"):
+        (tmp_path / "empty").mkdir()
+        reference_images(SIZE, 0.875, tmp_path / "empty")
