@@ -14,9 +14,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["CAH", "GeM", "EmbeddingHead"]
+__all__ = ["instance_norm", "CAH", "GeM", "EmbeddingHead"]
 
 IN_EPS = 1e-5
+
+
+def instance_norm(x: Tensor, eps: float = IN_EPS) -> Tensor:
+    """Parameter-free InstanceNorm ``(x - mean) / sqrt(var + eps)`` per sample and channel.
+
+    Statistics (biased variance, as ONNX ``InstanceNormalization``) are taken in float32 whatever the input
+    dtype; a ``1 x 1`` map normalises to zeros (``F.instance_norm`` refuses it in training mode).
+
+    Args:
+        x: ``[N, C, h, w]`` float.
+
+    Returns:
+        Same shape and dtype as ``x``.
+    """
+    xf = x.float()
+    mean = xf.mean(dim=(2, 3), keepdim=True)
+    var = (xf - mean).square().mean(dim=(2, 3), keepdim=True)
+    return ((xf - mean) * torch.rsqrt(var + eps)).to(x.dtype)
 
 
 class CAH(nn.Module):
@@ -43,8 +61,7 @@ class CAH(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """``F [N, C, h, w]`` -> ``F' [N, C, h, w]`` (same dtype)."""
         w = self.weights(features)
-        normed = F.instance_norm(features, eps=IN_EPS)
-        return w * features + (1.0 - w) * normed
+        return w * features + (1.0 - w) * instance_norm(features)
 
 
 class GeM(nn.Module):

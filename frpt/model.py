@@ -81,10 +81,14 @@ class FRPT(nn.Module):
         x = images.to(torch.float32).permute(0, 3, 1, 2) / 255.0
         return (x - self.pixel_mean) / self.pixel_std
 
+    def perturb(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """DPP alone: normalised ``[N, 3, S, S]`` -> ``(saliency [N, 1, g, g] float32, warped [N, 3, S, S])``."""
+        saliency = saliency_from_logits(self.parser(self.backbone.forward_tap(x)), self.config.grid)
+        return saliency, self.sampler(x, saliency)
+
     def forward(self, x: Tensor) -> FRPTOutput:
         """Normalised float32 ``[N, 3, S, S]`` -> :class:`FRPTOutput`."""
-        saliency = saliency_from_logits(self.parser(self.backbone.forward_tap(x)), self.config.grid)
-        warped = self.sampler(x, saliency)
+        saliency, warped = self.perturb(x)
         embedding = self.head(self.cah(self.backbone.forward_features(warped)))
         return FRPTOutput(F.normalize(embedding.float(), dim=1, eps=1e-12), self.classifier(embedding), saliency)
 

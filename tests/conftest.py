@@ -19,3 +19,13 @@ def lite0_pretrained():
     from frpt.backbones import create_backbone
 
     return create_backbone("efficientnet_lite0", tap_stride=16, keep_classifier=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A tiny synthetic birds set (64 px; 3 train / 2 test images per class, 12 + 12 classes)."""
+    from frpt.synthetic import SyntheticSpec, generate_synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(root, SyntheticSpec(image_size=64, train_per_class=3, test_per_class=2, seed=1))
+    return root

@@ -1,0 +1,55 @@
+"""frpt-train / frpt-eval through typer's CliRunner: results on stdout, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from frpt.cli import eval_app, train_app
+
+runner = CliRunner()
+
+
+def test_no_args_prints_help() -> None:
+    for app in (train_app, eval_app):
+        result = runner.invoke(app, [])
+        assert "Usage" in result.output and "--help" in result.output
+
+
+def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
+    ckpt = tmp_path / "model.pt"
+    result = runner.invoke(
+        train_app,
+        ["--data", str(synthetic_root), "--random-init", "--input-size", "32", "--epochs", "1", "--batch-size", "12",
+         "--out", str(ckpt), "--device", "cpu", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["checkpoint"] == str(ckpt) and ckpt.is_file()
+    assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
+    assert len(summary["history"]) == 1
+
+    png = tmp_path / "warps.png"
+    result = runner.invoke(
+        eval_app, ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "--warps-png", str(png), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    recall = json.loads(result.stdout)
+    assert set(recall) >= {"recall@1", "recall@2", "recall@4", "recall@8", "images", "classes", "warps_png"}
+    with Image.open(png) as im:
+        assert im.size[0] == 3 * 32 and im.size[1] > 3 * 32
+
+    human = runner.invoke(eval_app, ["--ckpt", str(ckpt), "--data", str(synthetic_root)])
+    assert human.exit_code == 0 and human.stdout.startswith("R@1") and "24 images, 12 classes" in human.stdout
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path, synthetic_root) -> None:
+    result = runner.invoke(eval_app, ["--ckpt", str(tmp_path / "absent.pt"), "--data", str(synthetic_root)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and "checkpoint not found" in result.stderr
+    result = runner.invoke(train_app, ["--out", str(tmp_path / "x.pt")])
+    assert result.exit_code == 2 and "exactly one of --data" in result.stderr
+    result = runner.invoke(train_app, ["--data", str(synthetic_root), "--backbone", "resnet50"])
+    assert result.exit_code == 2 and "--backbone-weights" in result.stderr
