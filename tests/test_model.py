@@ -155,3 +155,33 @@ def test_parameter_report(tiny_config: FRPTConfig) -> None:
     assert report["trainable"] == expected
     assert report["total"] == report["trainable"] + report["backbone"]
     assert report["backbone"] > 3_000_000
+
+
+def test_cah_formula() -> None:
+    from frpt.cah import CAH, instance_norm
+
+    torch.manual_seed(0)
+    feats = torch.randn(2, 16, 5, 3) * 2 + 1
+    assert torch.allclose(instance_norm(feats), torch.nn.functional.instance_norm(feats, eps=1e-5), atol=1e-5)
+    assert torch.equal(instance_norm(torch.randn(2, 4, 1, 1)), torch.zeros(2, 4, 1, 1))
+    cah = CAH(16, reduction=4)
+    assert cah.fc1.out_features == 4
+    w = torch.sigmoid(cah.fc2(torch.relu(cah.fc1(feats.mean(dim=(2, 3))))))[:, :, None, None]
+    assert torch.allclose(cah(feats), w * feats + (1 - w) * instance_norm(feats), atol=1e-6)
+    with torch.no_grad():
+        cah.fc2.bias.fill_(50.0)  # w -> 1: identity branch
+        assert torch.allclose(cah(feats), feats, atol=1e-5)
+        cah.fc2.bias.fill_(-50.0)  # w -> 0: instance-normalised branch
+        assert torch.allclose(cah(feats), instance_norm(feats), atol=1e-5)
+
+
+def test_heads() -> None:
+    from frpt.cah import EmbeddingHead
+
+    feats = torch.rand(4, 8, 3, 3) + 0.1
+    assert torch.allclose(EmbeddingHead(8, "avg")(feats), feats.mean(dim=(2, 3)))
+    gem = EmbeddingHead(8, "gem", gem_p=1.0).eval()
+    assert torch.allclose(gem(feats), gem.neck(feats.mean(dim=(2, 3))), atol=1e-6)
+    cubic = EmbeddingHead(8, "gem", gem_p=3.0)
+    assert torch.allclose(cubic.gem(feats), feats.pow(3).mean(dim=(2, 3)).pow(1 / 3), atol=1e-6)
+    assert not cubic.neck.bias.requires_grad and cubic.gem.p.requires_grad
