@@ -111,6 +111,26 @@ def smooth_images(n: int, c: int, hw: tuple[int, int], rng: np.random.Generator,
     return np.einsum("hy,ncyx,wx->nchw", axes[0], coarse, axes[1]).astype(np.float32)
 
 
+def cmake_build(build_dir: Path, defines: dict[str, str], targets: list[str]) -> str:
+    """Configure ``plugins/`` into ``build_dir`` with ``-D`` ``defines``, build ``targets``; return the log.
+
+    Raises:
+        subprocess.CalledProcessError: configure or build failed (its ``output`` holds the log).
+    """
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise RuntimeError("cmake not on PATH")
+    configure = [cmake, "-S", str(PLUGIN_DIR), "-B", str(build_dir), *(f"-D{k}={v}" for k, v in defines.items())]
+    build = [cmake, "--build", str(build_dir), "-j2", "--target", *targets]
+    log = ""
+    for cmd in (configure, build):
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        log += done.stdout
+        if done.returncode != 0:
+            raise subprocess.CalledProcessError(done.returncode, cmd, output=log)
+    return log
+
+
 class HostSampler:
     """The CPU build of the kernel math: fp32 numpy in, fp32 numpy out."""
 

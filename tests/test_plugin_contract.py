@@ -1,0 +1,73 @@
+"""Contract test of the TensorRT plugin: CMake-build ``libfrpt_plugins.so`` + ``pluginContractTest`` against every
+TensorRT header version found, with -Wall -Wextra -Werror on our sources, then run the harness.
+
+Header directories: ``$FRPT_TRT_INCLUDE`` (``os.pathsep``-separated), else ``$TensorRT_ROOT/include``, else the
+checkout's ignored ``.trt/*/include`` (TensorRT 10.3 and 11.1 headers on this team's machines). Needs nvcc and
+cmake; skips with the reason otherwise. One CUDA architecture (sm_90) keeps the build short. The harness needs no
+libnvinfer; on a machine with a CUDA GPU it also enqueues on the device (``--require-gpu``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("sampler_testkit", REPO / "plugins" / "sampler_testkit.py")
+kit = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kit)
+
+
+def tensorrt_include_dirs() -> list[Path]:
+    """TensorRT header directories to test against (those holding NvInferRuntime.h)."""
+    if os.environ.get("FRPT_TRT_INCLUDE"):
+        candidates = [Path(p) for p in os.environ["FRPT_TRT_INCLUDE"].split(os.pathsep) if p]
+    elif os.environ.get("TensorRT_ROOT"):
+        candidates = [Path(os.environ["TensorRT_ROOT"]) / "include"]
+    else:
+        candidates = sorted(REPO.glob(".trt/*/include"))
+    return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
+
+
+def _gpu_present() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+_DIRS = tensorrt_include_dirs()
+_MISSING = [tool for tool in ("nvcc", "cmake") if shutil.which(tool) is None]
+
+
+@pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)} on PATH")
+@pytest.mark.skipif(
+    not _DIRS, reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)"
+)
+@pytest.mark.parametrize("include_dir", _DIRS, ids=[p.parent.name for p in _DIRS])
+def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
+    defines = {
+        "CMAKE_CUDA_ARCHITECTURES": "90",
+        "TensorRT_INCLUDE_DIR": str(include_dir),
+        "FRPT_WARNINGS_AS_ERRORS": "ON",
+        "CMAKE_BUILD_TYPE": "Release",
+    }
+    try:
+        log = kit.cmake_build(tmp_path, defines, ["frpt_plugins", "pluginContractTest"])
+    except subprocess.CalledProcessError as e:
+        pytest.fail(f"plugin build failed against {include_dir}:\n{e.output[-6000:]}")
+    assert "TensorRT headers: " + str(include_dir) in log
+
+    cmd = [str(tmp_path / "pluginContractTest"), str(tmp_path / "libfrpt_plugins.so")]
+    if _gpu_present():
+        cmd.append("--require-gpu")
+    run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout
+    assert "PASSED: 0 failed" in run.stdout
+    assert run.stdout.count("PASS ") >= 40, run.stdout
