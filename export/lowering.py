@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from frpt.sampling import bilinear_resize_matrix, blur_matrices, inhomogeneous_sample
+from frpt_export.onnx_meta import PLUGIN_DOMAIN
 
 __all__ = ["LOWERINGS", "PLUGIN_DOMAIN", "PLUGIN_OP", "SaliencyResize", "MatMulSampler", "PluginSampler", "make_sampler"]
 
 LOWERINGS = ("standard", "plugin")
-PLUGIN_DOMAIN = "frpt"
 PLUGIN_OP = "InhomogeneousSample"
 PLUGIN_VERSION = "1"
 

@@ -41,6 +41,7 @@ from frpt.checkpoint import load_checkpoint
 from frpt.errors import FrptError
 from frpt.model import FRPT
 from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, SaliencyResize, make_sampler
+from frpt_export.onnx_meta import METADATA_KEYS
 from frpt_export.reference import (
     reference_images,
     session_embeddings,
@@ -51,10 +52,9 @@ from frpt_export.reference import (
 from frpt_runtime.bundle import RefBundle, bundle_path_for, save_bundle
 from frpt_runtime.parity import PRECISIONS, compare_embeddings
 
-__all__ = ["EmbeddingGraph", "ExportReport", "export_onnx", "read_metadata", "SUPPORTED_OPSETS", "METADATA_KEYS"]
+__all__ = ["EmbeddingGraph", "ExportReport", "export_onnx", "SUPPORTED_OPSETS"]
 
 SUPPORTED_OPSETS = (16, 17, 18, 19)
-METADATA_KEYS = ("frpt.config", "frpt.toolkit_version", "frpt.lowering", "frpt.precision", "frpt.opset")
 
 
 class EmbeddingGraph(nn.Module):
@@ -205,28 +205,6 @@ def _atomic_save(proto, out_path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
-    """The ``frpt.*`` metadata_props of an exported file (without loading its weights).
-
-    Raises:
-        FrptError: missing file, not ONNX, or not an FRPT export.
-    """
-    import onnx
-
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise FrptError(f"ONNX file not found: {path}")
-    try:
-        proto = onnx.load_model(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
-        raise FrptError(f"{path} is not a readable ONNX file ({type(exc).__name__})") from None
-    meta = {p.key: p.value for p in proto.metadata_props if p.key.startswith("frpt.")}
-    missing = [k for k in METADATA_KEYS if k not in meta]
-    if missing:
-        raise FrptError(f"{path} lacks FRPT metadata {missing}: export it with `frpt-export onnx`")
-    return meta
 
 
 def export_onnx(

@@ -16,7 +16,8 @@ from frpt.checkpoint import save_checkpoint
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
 from frpt.model import create_model
-from frpt_export.onnx_export import METADATA_KEYS, ExportReport, export_onnx, read_metadata
+from frpt_export.onnx_export import ExportReport, export_onnx
+from frpt_export.onnx_meta import METADATA_KEYS, has_custom_nodes, read_metadata
 from frpt_export.ort_custom_op import create_session
 from frpt_export.reference import reference_images, split_batches
 from frpt_runtime.bundle import load_bundle
@@ -109,6 +110,7 @@ def test_graph_io_cast_first_and_metadata(exports, model):
         assert (meta["frpt.lowering"], meta["frpt.precision"], meta["frpt.opset"]) == (lowering, precision, "17")
         custom = {n.op_type for n in proto.graph.node if n.domain == "frpt"}
         assert custom == ({"InhomogeneousSample"} if lowering == "plugin" else set())
+        assert has_custom_nodes(report.onnx_path) == (lowering == "plugin")
         onnx.checker.check_model(proto)
         assert ExportReport.from_dict(json.loads(report.to_json())) == report
 
