@@ -105,7 +105,7 @@ class EmbedReport:
 class _Clock:
     started: float = field(default_factory=time.perf_counter)
     wait_decode_s: float = 0.0
-    wait_backend_s: float = 0.0
+    backend_s: float = 0.0
 
 
 def embed_folder(
@@ -165,7 +165,7 @@ def embed_folder(
                 done, pending = in_flight.popleft()
                 tick = time.perf_counter()
                 rows = pending.result() if pending is not None else np.empty((0, info.embedding_dim), np.float32)
-                clock.wait_backend_s += time.perf_counter() - tick
+                clock.backend_s += time.perf_counter() - tick
                 record = ChunkRecord(
                     done.index,
                     [path.relative_to(root).as_posix() for path in done.paths],
@@ -177,7 +177,9 @@ def embed_folder(
             tick = time.perf_counter()
             for item in pipeline:
                 clock.wait_decode_s += time.perf_counter() - tick
+                tick = time.perf_counter()
                 in_flight.append((item, backend.submit(item.images) if len(item.paths) else None))
+                clock.backend_s += time.perf_counter() - tick
                 while len(in_flight) >= max(backend.max_in_flight, 1):
                     finish_oldest()
                 tick = time.perf_counter()
@@ -196,7 +198,7 @@ def embed_folder(
             "images_processed": processed,
             "resumed_images": resumed,
             "wait_decode_s": round(clock.wait_decode_s, 4),
-            "wait_backend_s": round(clock.wait_backend_s, 4),
+            "backend_s": round(clock.backend_s, 4),
             "batch": batch,
             "workers": workers,
             "finished_unix": round(time.time(), 3),
