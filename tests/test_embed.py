@@ -215,3 +215,13 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
         res = runner.invoke(embed_app, [*args, "--out", str(tmp_path / "x")])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (args, res.stderr)
     assert "--resume" in runner.invoke(embed_app, []).output  # no arguments: the help
+
+
+def test_progress_bar_on_stderr_with_rate(setup: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder, model, _ = setup
+    with OnnxRuntimeBackend(model) as backend:
+        embed_folder(folder, backend, tmp_path / "p", batch=4, progress=True)
+        captured = capsys.readouterr()
+        assert "12/12" in captured.err and "img/s" in captured.err and captured.out == ""
+        embed_folder(folder, backend, tmp_path / "q", batch=4)  # stderr is not a TTY here: no bar
+        assert capsys.readouterr().err == ""

@@ -317,6 +317,33 @@ def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
         backend.submit(np.zeros((17, TOY_SIZE, TOY_SIZE, 3), np.uint8))
 
 
+def test_trt_backend_on_a_real_tensorrt_rtx_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan + sidecar really built by TensorRT-RTX on this CPU box: read, checked, refused with one line."""
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX builder not installed")
+    trt_build = pytest.importorskip("frpt_export.trt_build")
+    from frpt_runtime import cuda_memory
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # the runtime picks tensorrt_rtx, as the builder did
+    make_toy_onnx(tmp_path / "toy.onnx")
+    trt_build.build_engine(tmp_path / "toy.onnx", tmp_path / "toy.plan", 1, 2, 4)
+    plan = tmp_path / "toy.plan"
+    try:
+        cuda_memory.set_device(0)
+        pytest.skip("a CUDA GPU is present: covered by the tensorrt-marked execution test")
+    except FrptError:
+        pass
+    with pytest.raises(FrptError, match="CUDA cudaGetDeviceCount failed"):
+        create_backend(engine=plan).activate()
+    monkeypatch.setattr(cuda_memory, "set_device", lambda device: None)
+    monkeypatch.setattr(cuda_memory, "compute_capability", lambda device: "8.6")
+    with pytest.raises(FrptError, match="could not deserialise"):  # every check passed; no GPU to load onto
+        create_backend(engine=plan).activate()
+    sidecar = json.loads((tmp_path / "toy.plan.json").read_text())
+    (tmp_path / "toy.plan.json").write_text(json.dumps({**sidecar, "trt_version": "0.9"}))
+    with pytest.raises(FrptError, match=r"built with tensorrt_rtx 0.9, this is tensorrt_rtx .*: rebuild it"):
+        create_backend(engine=plan).activate()
+
+
 @pytest.mark.tensorrt
 def test_trt_engine_executes_with_parity(tmp_path: Path) -> None:
     """Build the toy graph with full TensorRT on this GPU, then run it through the backend (double-buffered)."""
