@@ -71,3 +71,9 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout
     assert "PASSED: 0 failed" in run.stdout
     assert run.stdout.count("PASS ") >= 40, run.stdout
+
+    sanitizer = shutil.which("compute-sanitizer")
+    if _gpu_present() and sanitizer is not None:  # enqueue under memcheck: no out-of-bounds or misaligned access
+        checked = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *cmd],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        assert checked.returncode == 0 and "ERROR SUMMARY: 0 errors" in checked.stdout, checked.stdout[-4000:]
