@@ -142,7 +142,7 @@ class RunJournal:
         return len(self.records)
 
     def start(self, resume: bool) -> None:
-        """Open the state: continue a matching partial run when ``resume``, else start empty.
+        """Open the state: continue a matching partial run when ``resume`` (none there: start empty), else start empty.
 
         Raises:
             FrptError: ``resume`` over partial state from a different run, or inconsistent state.
@@ -178,7 +178,10 @@ class RunJournal:
         for line in data.splitlines(keepends=True):
             if not line.endswith(b"\n"):
                 break  # torn last line: the crash hit mid-append
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise FrptError(f"partial run in {self.folder} has a corrupt journal: drop --resume to start over") from None
             if record["chunk"] != len(self.records):
                 raise FrptError(f"partial run in {self.folder} has an out-of-order journal: drop --resume to start over")
             self.records.append(

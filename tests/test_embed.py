@@ -225,3 +225,18 @@ def test_progress_bar_on_stderr_with_rate(setup: tuple[Path, Path, np.ndarray], 
         assert "12/12" in captured.err and "img/s" in captured.err and captured.out == ""
         embed_folder(folder, backend, tmp_path / "q", batch=4)  # stderr is not a TTY here: no bar
         assert capsys.readouterr().err == ""
+
+
+def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, _ = setup
+    out = tmp_path / "out"
+    assert _cli_embed(folder, model, out, crash=2).returncode == -9
+    journal = out / PARTIAL_DIR / "journal.jsonl"
+    with open(journal, "ab") as handle:
+        handle.write(b'{"chunk": 2, "pa')  # a crash in the middle of appending
+    done = _cli_embed(folder, model, out, "--resume", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["embed"]["resumed_images"] == 4
+    assert _cli_embed(folder, model, out, crash=1).returncode == -9
+    journal.write_bytes(b"garbage\n")
+    broken = _cli_embed(folder, model, out, "--resume")
+    assert broken.returncode == 2 and "corrupt journal" in broken.stderr
