@@ -10,7 +10,9 @@ Modules here, all computing in float32 whatever the caller's precision:
 * :class:`SaliencyResize`: tap logits ``[N, 1, h, w]`` -> softmax saliency ``[N, 1, g, g]`` (= ``frpt.dpp.
   saliency_from_logits``: bilinear align_corners=True resize + softmax over the ``g^2`` cells);
 * :class:`MatMulSampler`: ``(image [N, C, H, W], saliency [N, 1, g, g]) -> [N, C, H, W]`` as MatMuls + GridSample;
-* :class:`PluginSampler`: the same signature, exported as the custom node (its eager forward is the reference).
+* :class:`PluginSampler`: the same signature, exported as the custom node (its eager forward is the reference);
+* :class:`InstanceNormCAH`: CAH with its parameter-free InstanceNorm as one ``InstanceNormalization`` node
+  (the model writes the statistics out by hand, which would export as a ReduceMean/Sub/Mul chain).
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from frpt.cah import CAH, IN_EPS
 from frpt.sampling import bilinear_resize_matrix, blur_matrices, inhomogeneous_sample
 from frpt_export.onnx_meta import PLUGIN_DOMAIN
 
-__all__ = ["LOWERINGS", "PLUGIN_DOMAIN", "PLUGIN_OP", "SaliencyResize", "MatMulSampler", "PluginSampler", "make_sampler"]
+__all__ = [
+    "LOWERINGS",
+    "PLUGIN_DOMAIN",
+    "PLUGIN_OP",
+    "SaliencyResize",
+    "MatMulSampler",
+    "PluginSampler",
+    "InstanceNormCAH",
+    "make_sampler",
+]
 
 LOWERINGS = ("standard", "plugin")
 PLUGIN_OP = "InhomogeneousSample"
@@ -134,6 +146,22 @@ class PluginSampler(nn.Module):
 
     def forward(self, image: Tensor, saliency: Tensor) -> Tensor:
         return _InhomogeneousSample.apply(image, saliency.float(), *self.out_hw, self.pad, self.fwhm)
+
+
+class InstanceNormCAH(nn.Module):
+    """``F' = w F + (1 - w) IN(F)`` of a trained :class:`~frpt.cah.CAH`, IN as ``F.instance_norm`` (float32).
+
+    Shapes: ``[N, C, h, w]`` float -> float32 ``[N, C, h, w]``.
+    """
+
+    def __init__(self, cah: CAH) -> None:
+        super().__init__()
+        self.cah = cah
+
+    def forward(self, features: Tensor) -> Tensor:
+        features = features.float()
+        w = self.cah.weights(features)
+        return w * features + (1.0 - w) * F.instance_norm(features, eps=IN_EPS)
 
 
 def make_sampler(lowering: str, grid: int, pad: int, fwhm: float, out_hw: tuple[int, int]) -> nn.Module:

@@ -40,7 +40,7 @@ from frpt import __version__
 from frpt.checkpoint import load_checkpoint
 from frpt.errors import FrptError
 from frpt.model import FRPT
-from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, SaliencyResize, make_sampler
+from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, InstanceNormCAH, SaliencyResize, make_sampler
 from frpt_export.onnx_meta import METADATA_KEYS
 from frpt_export.reference import (
     reference_images,
@@ -82,13 +82,14 @@ class EmbeddingGraph(nn.Module):
             tap_hw = tuple(model.backbone.forward_tap(torch.zeros(1, 3, size, size)).shape[-2:])
         self.saliency = SaliencyResize(tap_hw, cfg.grid)
         self.sampler = make_sampler(lowering, cfg.grid, cfg.pad, cfg.fwhm, (size, size))
+        self.cah = InstanceNormCAH(model.cah)
 
     def forward(self, images: Tensor) -> Tensor:
         x = self.model.prepare(images)  # Cast -> Transpose -> normalise, float32
         logits = self.parser(self.backbone.forward_tap(x.to(self.dtype)))
         warped = self.sampler(x, self.saliency(logits.float()))  # float32 grid and resampling
         features = self.backbone.forward_features(warped.to(self.dtype)).float()
-        return F.normalize(self.model.head(self.model.cah(features)), dim=1, eps=1e-12)
+        return F.normalize(self.model.head(self.cah(features)), dim=1, eps=1e-12)
 
 
 @dataclass(frozen=True)
