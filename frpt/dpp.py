@@ -14,6 +14,7 @@ Provenance: FRPT (Wang et al., AAAI 2023), §3.2 "Discriminative Perturbation Pr
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -83,8 +84,12 @@ class ReferenceSampler(nn.Module):
         self.fwhm = fwhm
 
     def forward(self, image: Tensor, saliency: Tensor) -> Tensor:
-        """``image [N, C, H, W]``, ``saliency [N, 1, g, g]`` float32 -> resampled ``[N, C, H, W]`` (image dtype)."""
-        return inhomogeneous_sample(image, saliency, tuple(image.shape[-2:]), self.pad, self.fwhm)
+        """``image [N, C, H, W]``, ``saliency [N, 1, g, g]`` float32 -> resampled ``[N, C, H, W]`` (image dtype).
+
+        The grid is computed in float32 even under autocast (DESIGN §3: the grid stays float32).
+        """
+        with torch.autocast(image.device.type, enabled=False):
+            return inhomogeneous_sample(image, saliency.float(), tuple(image.shape[-2:]), self.pad, self.fwhm)
 
     def extra_repr(self) -> str:
         return f"pad={self.pad}, fwhm={self.fwhm}"

@@ -101,3 +101,17 @@ def test_saliency_from_logits_is_softmax() -> None:
     big = torch.zeros(1, 1, 4, 4)
     big[0, 0, 0, 0] = 5.0
     assert saliency_from_logits(big, 31)[0, 0].argmax().item() == 0
+
+
+def test_reference_sampler_keeps_float32_grid_under_autocast() -> None:
+    from frpt.dpp import ReferenceSampler
+
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 24, 24)
+    saliency = saliency_from_logits(torch.randn(2, 1, 6, 6), 31)
+    sampler = ReferenceSampler(30, 13.0)
+    plain = sampler(image, saliency)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = sampler(image, saliency)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
+    assert torch.equal(plain, inhomogeneous_sample(image, saliency, (24, 24)))
