@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -137,6 +138,9 @@ def _throughput(run, batch: int, repeats: int) -> float:
 
 def gpu_rows(work: Path, size: int, engine: Path | None) -> list[tuple[str, int, float]]:
     """``(name, batch, img/s)`` per GPU backend present; empty without CUDA."""
+    import copy
+
+    import onnxruntime as ort
     import torch
 
     if not torch.cuda.is_available():
@@ -144,41 +148,45 @@ def gpu_rows(work: Path, size: int, engine: Path | None) -> list[tuple[str, int,
     from frpt.config import FRPTConfig
     from frpt.model import create_model
     from frpt_export.onnx_export import export_onnx
-    from frpt_runtime.backends import create_backend
+    from frpt_runtime.backends import Backend, create_backend
 
     model = create_model(FRPTConfig(input_size=size, num_classes=10)).eval()
     data = {b: np.random.default_rng(b).integers(0, 256, (b, size, size, 3), dtype=np.uint8) for b in (1, 8, 64)}
-    runners = {}
-    fp32 = model.cuda()
 
-    def torch_run(net, dtype, channels_last):
+    def torch_runner(net: torch.nn.Module, half: bool) -> Callable[[int], None]:
         def run(b: int) -> None:
-            with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
                 x = net.prepare(torch.from_numpy(data[b]).cuda(non_blocking=True))
-                if channels_last:
+                if half:
                     x = x.contiguous(memory_format=torch.channels_last)
                 net(x).embedding.cpu()
+
         return run
 
-    runners["PyTorch fp32"] = torch_run(fp32, torch.float32, False)
-    runners["PyTorch fp16 channels-last"] = torch_run(
-        fp32.to(memory_format=torch.channels_last), torch.float16, True
-    )
-    import onnxruntime as ort
+    def backend_runner(backend: Backend) -> Callable[[int], None]:
+        step = backend.info.max_batch or 64
 
+        def run(b: int) -> None:
+            pending = [backend.submit(data[b][i : i + step]) for i in range(0, b, step)]
+            for item in pending:
+                item.result()
+
+        return run
+
+    runners: dict[str, Callable[[int], None]] = {
+        "PyTorch fp32": torch_runner(copy.deepcopy(model).cuda(), half=False),
+        "PyTorch fp16 channels-last": torch_runner(
+            copy.deepcopy(model).cuda().to(memory_format=torch.channels_last), half=True
+        ),
+    }
     if "CUDAExecutionProvider" in ort.get_available_providers():
-        export_onnx(model.cpu(), work / "fp16.onnx", lowering="standard", precision="fp16")
-        model.cuda()
-        ort_backend = create_backend(onnx=work / "fp16.onnx", providers=["cuda"]).activate()
-        runners["ORT CUDA fp16 graph"] = lambda b: ort_backend.infer(data[b])
+        export_onnx(model, work / "fp16.onnx", lowering="standard", precision="fp16")
+        runners["ORT CUDA fp16 graph"] = backend_runner(create_backend(onnx=work / "fp16.onnx", providers=["cuda"]).activate())
     if engine is not None:
-        trt_backend = create_backend(engine=engine).activate()
-        runners["TensorRT"] = lambda b: trt_backend.infer(data[b][: trt_backend.info.max_batch])
-    rows = []
-    for name, run in runners.items():
-        for b in (1, 8, 64):
-            rows.append((name, b, _throughput(run, b, repeats=max(3, 256 // b))))
-    return rows
+        runners["TensorRT"] = backend_runner(create_backend(engine=engine).activate())
+    return [
+        (name, b, _throughput(run, b, repeats=max(3, 256 // b))) for name, run in runners.items() for b in (1, 8, 64)
+    ]
 
 
 def main() -> None:

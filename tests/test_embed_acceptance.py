@@ -98,3 +98,22 @@ def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: P
 
     verify = subprocess.run([str(Path(sys.executable).with_name("frpt-verify")), str(onnx_path)], capture_output=True, text=True, timeout=300)
     assert verify.returncode == 0 and "PASSED" in verify.stdout, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize(("lowering", "precision"), [("standard", "fp16"), ("plugin", "fp32")])
+def test_verify_configures_itself_from_each_export(exported, tmp_path: Path, lowering: str, precision: str) -> None:
+    """fp16 graphs are judged by the fp16 thresholds; plugin graphs run through the exporter's ORT custom op."""
+    from typer.testing import CliRunner
+
+    from frpt_export.onnx_export import export_onnx
+    from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from frpt_runtime.cli import verify_app
+
+    model, _ = exported
+    path = tmp_path / f"{lowering}-{precision}.onnx"
+    export_onnx(model, path, lowering=lowering, precision=precision)
+    with OnnxRuntimeBackend(path) as backend:
+        assert (backend.info.lowering, backend.info.precision) == (lowering, precision)
+    result = CliRunner().invoke(verify_app, [str(path), "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["passed"] and report["precision"] == precision, result.output
