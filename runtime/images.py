@@ -10,8 +10,9 @@ Colour handling, whatever the file holds, ends in 8-bit RGB:
 - Transparency (RGBA, LA, PA, palette or RGB with a ``transparency`` key) is **composited on white**:
   a transparent background means "no content", and white is what viewers show; dropping alpha instead
   would expose whatever colour the encoder left under transparent pixels.
-- 16-bit (and 32-bit integer) grayscale is scaled to 8 bits by ``round(v / 257)`` over ``[0, 65535]``
-  (PIL's own ``convert("L")`` clips instead of scaling); float images are clipped to ``[0, 255]``.
+- 16-bit samples keep their high byte (``v >> 8``): PIL decodes 48-bit RGB that way, and 16-bit (or
+  32-bit integer, clipped to ``[0, 65535]``) grayscale gets the same rule here — PIL's own
+  ``convert("L")`` would clip at 255 instead. Float images are clipped to ``[0, 255]``.
 - Grayscale, palette, CMYK, bilevel and other modes go through PIL's ``convert("RGB")``.
 - Animated formats use their first frame.
 
@@ -96,10 +97,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if mode.startswith("I") or mode == "F":
         values = np.asarray(image)
         if mode == "F":
-            gray = np.clip(np.nan_to_num(values), 0, 255).round()
+            gray = np.rint(np.clip(np.nan_to_num(values), 0, 255)).astype(np.uint8)
         else:
-            gray = np.clip(values.astype(np.float64), 0, 65535) / 257.0
-        return Image.fromarray(np.rint(gray).astype(np.uint8), mode="L").convert("RGB")
+            gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(gray, mode="L").convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")

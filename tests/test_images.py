@@ -22,14 +22,17 @@ def _gradient(width: int = 48, height: int = 40) -> np.ndarray:
     return np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], axis=-1).astype(np.uint8)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def _bomb_png(path: Path, width: int, height: int) -> None:
     """A tiny PNG whose header claims ``width x height`` pixels (never decoded)."""
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b"")
+    )
 
 
 def test_rgb_matches_torchvision_resize_and_center_crop(tmp_path: Path) -> None:
@@ -88,12 +91,20 @@ def test_alpha_is_composited_on_white(tmp_path: Path) -> None:
     assert out[0, 0].tolist() == [10, 20, 30] and out[0, 1].tolist() == [255, 255, 255]
 
 
-def test_sixteen_bit_is_scaled_not_clipped(tmp_path: Path) -> None:
+def test_sixteen_bit_keeps_high_byte_not_clipped(tmp_path: Path) -> None:
     values = np.full((24, 24), 40000, np.uint16)
     Image.fromarray(values).save(tmp_path / "16.png")
     assert Image.open(tmp_path / "16.png").mode.startswith("I")
     out = load_image(tmp_path / "16.png", 24, 1.0)
-    np.testing.assert_array_equal(out, np.full((24, 24, 3), round(40000 / 257)))
+    np.testing.assert_array_equal(out, np.full((24, 24, 3), 40000 >> 8))
+
+    rgb = np.full((6, 6, 3), [40000, 1000, 65535], ">u2")  # a 48-bit PNG, written by hand (PIL cannot)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rgb)
+    header = struct.pack(">IIBBBBB", 6, 6, 16, 2, 0, 0, 0)
+    (tmp_path / "48.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+    )
+    np.testing.assert_array_equal(load_image(tmp_path / "48.png", 6, 1.0), np.full((6, 6, 3), [40000 >> 8, 1000 >> 8, 255]))
 
 
 @pytest.mark.parametrize(
