@@ -24,6 +24,11 @@ extern "C"
         {
             taps[t] = frpt::gaussianTap(t - params.pad, params.fwhm);
         }
+        std::vector<float> coords(params.g + 2 * params.pad);
+        for (int32_t j = 0; j < params.g + 2 * params.pad; ++j)
+        {
+            coords[j] = frpt::paddedCoordinate(j, params.g, params.pad);
+        }
         std::vector<float> h0(gg);
         std::vector<float> hx(gg);
         for (int32_t n = 0; n < params.n; ++n)
@@ -31,13 +36,14 @@ extern "C"
             float const* sal = saliency + static_cast<int64_t>(n) * gg;
             for (int32_t e = 0; e < gg; ++e)
             {
-                frpt::blurRowEntry(sal, taps.data(), params.g, params.pad, e / params.g, e % params.g, h0[e], hx[e]);
+                frpt::blurRowEntry(
+                    sal, taps.data(), coords.data(), params.g, params.pad, e / params.g, e % params.g, h0[e], hx[e]);
             }
             float* dst = grid + static_cast<int64_t>(n) * 2 * gg;
             for (int32_t e = 0; e < gg; ++e)
             {
-                frpt::blurColumnEntry(h0.data(), hx.data(), taps.data(), params.g, params.pad, e / params.g,
-                    e % params.g, dst[2 * e], dst[2 * e + 1]);
+                frpt::blurColumnEntry(h0.data(), hx.data(), taps.data(), coords.data(), params.g, params.pad,
+                    e / params.g, e % params.g, dst[2 * e], dst[2 * e + 1]);
             }
         }
         return 0;

@@ -9,34 +9,41 @@ namespace frpt
 namespace
 {
 
-constexpr int32_t kCOARSE_THREADS{256};
+constexpr int32_t kCOARSE_THREADS{1024};
 constexpr int32_t kSAMPLE_THREADS{256};
 constexpr size_t kWORKSPACE_ALIGNMENT{256};
 
-//! One block per image: saliency and both row-pass planes in shared memory, fp32 throughout.
+//! One block per image (one thread per cell up to g = 32): saliency, both row-pass planes, the taps and the
+//! padded-lattice coordinates in shared memory, fp32 throughout.
 __global__ void __launch_bounds__(kCOARSE_THREADS) coarseGridKernel(SampleParams p, float const* saliency, float* grid)
 {
     extern __shared__ float shared[];
     int32_t const gg = p.g * p.g;
+    int32_t const nbTaps = 2 * p.pad + 1;
     float* sal = shared;
     float* h0 = sal + gg;
     float* hx = h0 + gg;
     float* taps = hx + gg;
+    float* coords = taps + nbTaps;
 
     float const* src = saliency + static_cast<int64_t>(blockIdx.x) * gg;
     for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
     {
         sal[e] = src[e];
     }
-    for (int32_t t = threadIdx.x; t <= 2 * p.pad; t += blockDim.x)
+    for (int32_t t = threadIdx.x; t < nbTaps; t += blockDim.x)
     {
         taps[t] = gaussianTap(t - p.pad, p.fwhm);
+    }
+    for (int32_t j = threadIdx.x; j < p.g + 2 * p.pad; j += blockDim.x)
+    {
+        coords[j] = paddedCoordinate(j, p.g, p.pad);
     }
     __syncthreads();
 
     for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
     {
-        blurRowEntry(sal, taps, p.g, p.pad, e / p.g, e % p.g, h0[e], hx[e]);
+        blurRowEntry(sal, taps, coords, p.g, p.pad, e / p.g, e % p.g, h0[e], hx[e]);
     }
     __syncthreads();
 
@@ -44,7 +51,7 @@ __global__ void __launch_bounds__(kCOARSE_THREADS) coarseGridKernel(SampleParams
     for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
     {
         float2 v;
-        blurColumnEntry(h0, hx, taps, p.g, p.pad, e / p.g, e % p.g, v.x, v.y);
+        blurColumnEntry(h0, hx, taps, coords, p.g, p.pad, e / p.g, e % p.g, v.x, v.y);
         dst[e] = v;
     }
 }
@@ -87,7 +94,8 @@ size_t inhomogeneousSampleWorkspaceSize(int32_t n, int32_t g) noexcept
     return (bytes + kWORKSPACE_ALIGNMENT - 1) / kWORKSPACE_ALIGNMENT * kWORKSPACE_ALIGNMENT;
 }
 
-cudaError_t launchCoarseGrid(SampleParams const& params, float const* saliency, float* grid, cudaStream_t stream) noexcept
+cudaError_t launchCoarseGrid(
+    SampleParams const& params, float const* saliency, float* grid, cudaStream_t stream) noexcept
 {
     if (!isValid(params))
     {

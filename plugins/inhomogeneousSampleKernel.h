@@ -27,7 +27,8 @@ size_t inhomogeneousSampleWorkspaceSize(int32_t n, int32_t g) noexcept;
 
 //! Launch the coarse-grid kernel: saliency [n, 1, g, g] fp32 -> grid [n, g, g, 2] fp32.
 //! Returns cudaErrorInvalidValue when `params` is invalid (see isValid), else the launch status.
-cudaError_t launchCoarseGrid(SampleParams const& params, float const* saliency, float* grid, cudaStream_t stream) noexcept;
+cudaError_t launchCoarseGrid(
+    SampleParams const& params, float const* saliency, float* grid, cudaStream_t stream) noexcept;
 
 //! Launch the fused sample kernel: image [n, c, h, w] + grid [n, g, g, 2] -> output [n, c, outH, outW].
 template <typename T>

@@ -38,10 +38,14 @@ struct SampleParams
     float fwhm;   //!< Gaussian full width at half maximum in cells
 };
 
-//! Shared memory of the one-block-per-image coarse-grid kernel: saliency, two row-pass planes and the taps.
+//! Shared memory of the one-block-per-image coarse-grid kernel: saliency and two row-pass planes ([g, g] each),
+//! the Gaussian taps ([2 pad + 1]) and the padded-lattice coordinates ([g + 2 pad]).
 inline int64_t coarseGridSharedBytes(int32_t g, int32_t pad)
 {
-    return (3 * static_cast<int64_t>(g) * g + 2 * static_cast<int64_t>(pad) + 1) * static_cast<int64_t>(sizeof(float));
+    int64_t const g64 = g;
+    int64_t const pad64 = pad;
+    int64_t const floats = 3 * g64 * g64 + (2 * pad64 + 1) + (g64 + 2 * pad64);
+    return floats * static_cast<int64_t>(sizeof(float));
 }
 
 //! Largest coarse-grid shared memory the kernels accept (the default per-block limit on every target GPU).
@@ -81,18 +85,20 @@ FRPT_HOST_DEVICE float paddedCoordinate(int32_t j, int32_t g, int32_t pad)
 
 //! First (horizontal) blur pass at row i, column j of the g x g result.
 //!
-//! Replication padding is folded into index clamping. `taps` holds k(-pad..pad) ([2 pad + 1]).
+//! Replication padding is folded into index clamping. `taps` holds k(-pad..pad) ([2 pad + 1]) and `coords` the
+//! padded-lattice coordinates paddedCoordinate(0 .. g + 2 pad - 1).
 //! Writes h0 = sum_t k_t A[i, clamp(j + t - pad)] and hx = sum_t k_t Px(j + t) A[i, clamp(j + t - pad)].
-FRPT_HOST_DEVICE void blurRowEntry(
-    float const* saliency, float const* taps, int32_t g, int32_t pad, int32_t i, int32_t j, float& h0, float& hx)
+FRPT_HOST_DEVICE void blurRowEntry(float const* saliency, float const* taps, float const* coords, int32_t g,
+    int32_t pad, int32_t i, int32_t j, float& h0, float& hx)
 {
     float s0 = 0.F;
     float sx = 0.F;
+    float const* row = saliency + i * g;
     for (int32_t t = 0; t <= 2 * pad; ++t)
     {
-        float const ka = taps[t] * saliency[i * g + clampIndex(j + t - pad, g)];
+        float const ka = taps[t] * row[clampIndex(j + t - pad, g)];
         s0 += ka;
-        sx += ka * paddedCoordinate(j + t, g, pad);
+        sx += ka * coords[j + t];
     }
     h0 = s0;
     hx = sx;
@@ -100,19 +106,19 @@ FRPT_HOST_DEVICE void blurRowEntry(
 
 //! Second (vertical) blur pass at (i, j) on the row-pass results h0, hx ([g, g] each), then the normalised
 //! clamped grid point: gx = clamp(2 numx / den - 1), gy = clamp(2 numy / den - 1).
-FRPT_HOST_DEVICE void blurColumnEntry(float const* h0, float const* hx, float const* taps, int32_t g, int32_t pad,
-    int32_t i, int32_t j, float& gx, float& gy)
+FRPT_HOST_DEVICE void blurColumnEntry(float const* h0, float const* hx, float const* taps, float const* coords,
+    int32_t g, int32_t pad, int32_t i, int32_t j, float& gx, float& gy)
 {
     float den = 0.F;
     float numx = 0.F;
     float numy = 0.F;
     for (int32_t t = 0; t <= 2 * pad; ++t)
     {
-        int32_t const row = clampIndex(i + t - pad, g) * g + j;
-        float const kd = taps[t] * h0[row];
+        int32_t const at = clampIndex(i + t - pad, g) * g + j;
+        float const kd = taps[t] * h0[at];
         den += kd;
-        numx += taps[t] * hx[row];
-        numy += kd * paddedCoordinate(i + t, g, pad);
+        numx += taps[t] * hx[at];
+        numy += kd * coords[i + t];
     }
     gx = fminf(fmaxf(2.F * numx / den - 1.F, -1.F), 1.F);
     gy = fminf(fmaxf(2.F * numy / den - 1.F, -1.F), 1.F);

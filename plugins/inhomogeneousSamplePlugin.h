@@ -62,11 +62,6 @@ public:
     InhomogeneousSamplePlugin& operator=(InhomogeneousSamplePlugin const&) = delete;
     ~InhomogeneousSamplePlugin() override = default;
 
-    SampleAttributes const& attributes() const noexcept
-    {
-        return mAttrs;
-    }
-
     // IPluginV3
     nvinfer1::IPluginCapability* getCapabilityInterface(nvinfer1::PluginCapabilityType type) noexcept override;
     nvinfer1::IPluginV3* clone() noexcept override;

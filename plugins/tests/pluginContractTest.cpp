@@ -436,11 +436,16 @@ void checkBuildInterface(IPluginV3* plugin, Fields const& f)
     auto* build = capability<IPluginV3OneBuild>(plugin, PluginCapabilityType::kBUILD);
     auto* runtime = capability<IPluginV3OneRuntime>(plugin, PluginCapabilityType::kRUNTIME);
     check(core != nullptr && std::strcmp(core->getInterfaceInfo().kind, "PLUGIN_V3ONE_CORE") == 0, "core capability");
-    check(build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0, "build capability");
+    check(build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0,
+        "build capability");
     check(runtime != nullptr && std::strcmp(runtime->getInterfaceInfo().kind, "PLUGIN_V3ONE_RUNTIME") == 0,
         "runtime capability");
-    check(std::strcmp(core->getPluginName(), "InhomogeneousSample") == 0 && std::strcmp(core->getPluginVersion(), "1") == 0
-            && std::strcmp(core->getPluginNamespace(), "frpt") == 0,
+    if (core == nullptr || build == nullptr || runtime == nullptr)
+    {
+        return;
+    }
+    check(std::strcmp(core->getPluginName(), "InhomogeneousSample") == 0
+            && std::strcmp(core->getPluginVersion(), "1") == 0 && std::strcmp(core->getPluginNamespace(), "frpt") == 0,
         "plugin name / version / namespace");
     check(build->getNbOutputs() == 1, "one output");
 
