@@ -1,0 +1,114 @@
+"""`frpt-export` CLI: onnx / parity / trt through typer's CliRunner (small 64 px model, one export each)."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from frpt.checkpoint import save_checkpoint
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
+from frpt.model import create_model
+from frpt_export import cli
+from frpt_export.trt_build import import_tensorrt
+from frpt_runtime.engine_sidecar import read_sidecar
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    return runner.invoke(cli.app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    torch.manual_seed(0)
+    model = create_model(FRPTConfig(input_size=64, num_classes=3), random_init=True)
+    torch.nn.init.normal_(model.parser.conv.weight, std=0.02)
+    good = save_checkpoint(model, root / "model.ckpt")
+    torch.nn.init.normal_(model.cah.fc2.weight, std=1.0)  # same architecture, other weights
+    other = save_checkpoint(model, root / "other.ckpt")
+    return root, good, other
+
+
+@pytest.fixture(scope="module")
+def exported(ckpts):
+    root, good, _ = ckpts
+    out = root / "out" / "model.onnx"
+    result = _invoke("onnx", "--ckpt", good, "-o", out)
+    return result, out
+
+
+def test_help_is_instant_and_torch_free():
+    code = "import sys, frpt_export.cli; assert 'torch' not in sys.modules and 'onnx' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = _invoke("--help")
+    assert result.exit_code == 0 and all(c in result.stdout for c in ("onnx", "parity", "trt"))
+
+
+def test_onnx_command_writes_files_and_summary(exported):
+    result, out = exported
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.stdout and "standard lowering" in result.stdout and "nodes" in result.stdout
+    assert "exporting" in result.stderr and "exporting" not in result.stdout
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["model.onnx", "model.ref.inputs.json", "model.ref.npz", "model.ref.outputs.json"]
+
+
+def test_onnx_command_bad_checkpoint_one_line_exit_2(ckpts, tmp_path):
+    root, good, _ = ckpts
+    truncated = tmp_path / "trunc.ckpt"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    for bad in (tmp_path / "missing.ckpt", truncated):
+        result = _invoke("onnx", "--ckpt", bad, "-o", tmp_path / "o" / "m.onnx")
+        assert result.exit_code == 2
+        lines = result.stderr.splitlines()
+        assert lines[-1].startswith("error: ") and bad.name in lines[-1]
+        assert [ln for ln in lines if "error" in ln.lower()] == lines[-1:]  # one line, no traceback
+        assert not (tmp_path / "o").exists()
+
+
+def test_parity_command_passes_and_fails_naming_the_sample(ckpts, exported):
+    _, good, other = ckpts
+    _, out = exported
+    ok = _invoke("parity", "--ckpt", good, "--onnx", out)
+    assert ok.exit_code == 0 and "PASSED" in ok.stdout
+    bad = _invoke("parity", "--ckpt", other, "--onnx", out)
+    assert bad.exit_code == 1
+    assert "FAILED: sample" in bad.stdout and "parity FAILED: sample" in bad.stderr
+
+
+def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_path):
+    try:
+        import_tensorrt()
+    except FrptError as exc:
+        pytest.skip(f"needs a TensorRT builder: {exc}")
+    _, good, _ = ckpts
+    _, fp32_onnx = exported
+    refused = _invoke("trt", "--onnx", fp32_onnx, "--fp16")
+    assert refused.exit_code == 2 and "--ckpt" in refused.stderr
+    plan = tmp_path / "model.plan"
+    result = _invoke("trt", "--ckpt", good, "--fp16", "--plan", plan, "--min-batch", 1, "--opt-batch", 2,
+                     "--max-batch", 4)
+    assert result.exit_code == 0, result.output
+    assert "engine" in result.stdout and "fp16" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.onnx", "model.plan", "model.plan.json", "model.ref.inputs.json", "model.ref.npz",
+        "model.ref.outputs.json"]
+    side = read_sidecar(plan)
+    assert (side.precision, side.max_batch) == ("fp16", 4)
+
+
+def test_missing_dependency_names_the_extra(ckpts, exported, monkeypatch):
+    _, good, _ = ckpts
+    _, out = exported
+
+    def missing(name):
+        raise ModuleNotFoundError(f"No module named {name!r}", name="onnx")
+
+    monkeypatch.setattr(cli.importlib, "import_module", missing)
+    result = _invoke("parity", "--ckpt", good, "--onnx", out)
+    assert result.exit_code == 2 and "pip install 'frpt-toolkit[export]'" in result.stderr
