@@ -21,10 +21,10 @@ import numpy as np
 
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
+from frpt_runtime.parity import PRECISIONS
 
 __all__ = ["Backend", "ModelInfo", "Pending"]
 
-PRECISIONS = ("fp32", "fp16")
 LOWERINGS = ("standard", "plugin")
 
 
