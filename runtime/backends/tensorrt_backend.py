@@ -124,7 +124,8 @@ class TensorRTBackend(Backend):
         self._engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
             raise FrptError(f"TensorRT could not deserialise {self.path}: rebuild it with `frpt-export trt` on this box")
-        dim = int(self._engine.get_tensor_shape("embedding")[-1])
+        shape = self._engine.get_tensor_shape("embedding")  # trt.Dims: no negative indexing
+        dim = int(shape[len(shape) - 1])
         if dim <= 0:
             raise FrptError(f"{self.path}: output 'embedding' has no static width: re-export and rebuild")
         self._context = self._engine.create_execution_context()
