@@ -192,7 +192,7 @@ def test_create_backend_needs_exactly_one_model(tmp_path: Path) -> None:
 
 def _sidecar(plan: Path, **changes: object) -> EngineSidecar:
     fields: dict[str, object] = dict(
-        config=FRPTConfig(input_size=TOY_SIZE).to_dict(),
+        config=FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0).to_dict(),
         precision="fp16",
         lowering="standard",
         trt_flavour="tensorrt",

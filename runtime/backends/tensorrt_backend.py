@@ -9,6 +9,8 @@ be loaded. A batch over the profile's maximum is refused by :meth:`Backend.check
 Execution: one execution context, one CUDA stream, two slots (pinned uint8 input, device input,
 device output, pinned float32 output, event) used alternately — the caller submits batch ``k + 1``
 while batch ``k`` computes (double buffering); ``set_input_shape`` per batch, ``execute_async_v3``.
+Reusing a slot first copies out its previous batch's rows, so a third submission never clobbers an
+uncollected result (it only stops overlapping).
 The TensorRT module is picked at first use: ``tensorrt`` (10.x / 11.x) if importable, else ``tensorrt_rtx``.
 """
 
@@ -58,6 +60,7 @@ class _Slot:
     dev_out: cm.DeviceBuffer
     host_out: cm.PinnedArray
     done: cm.Event
+    last: Pending | None = None  # the slot's latest submission, until its rows are copied out
 
     def free(self) -> None:
         for item in (self.host_in, self.dev_in, self.dev_out, self.host_out):
@@ -100,7 +103,11 @@ class TensorRTBackend(Backend):
 
             load_plugin_library(self.plugin_lib)
         config = _sidecar_config(sidecar, self.path)
-        dim = self._load_engine(trt, config.input_size, sidecar.max_batch)
+        try:
+            dim = self._load_engine(trt, config.input_size, sidecar.max_batch)
+        except BaseException:
+            self._close()
+            raise
         return ModelInfo(
             path=self.path,
             sha256=sidecar.plan_sha256,
@@ -147,7 +154,8 @@ class TensorRTBackend(Backend):
         assert self._stream is not None
         slot = self._slots[self._next_slot]
         self._next_slot = (self._next_slot + 1) % len(self._slots)
-        slot.done.synchronize()  # the slot's previous batch has left its buffers
+        if slot.last is not None:
+            slot.last.result()  # copy out the previous batch's rows (if uncollected) before the slot is reused
         count = images.shape[0]
         slot.host_in.array[:count] = images
         cm.memcpy_htod_async(slot.dev_in, slot.host_in, images.nbytes, self._stream)
@@ -164,7 +172,8 @@ class TensorRTBackend(Backend):
             slot.done.synchronize()
             return slot.host_out.array[:count].copy()
 
-        return Pending(wait)
+        slot.last = Pending(wait)
+        return slot.last
 
     def _close(self) -> None:
         if self._stream is not None:
