@@ -145,11 +145,9 @@ def embed_folder(
     backend.check_batch(batch)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rel = [path.relative_to(root).as_posix() for path in paths]
-    journal = RunJournal(out, _fingerprint(root, rel, info, batch), info.embedding_dim)
+    journal = RunJournal(out, _fingerprint(root, [_rel(p, root) for p in paths], info, batch), info.embedding_dim)
     journal.start(resume)
     resumed = min(journal.next_chunk * batch, len(paths))
-    crash_chunk = _crash_chunk()
     bar = tqdm(
         total=len(paths), initial=resumed, unit="img", file=sys.stderr, dynamic_ncols=True,
         disable=not (sys.stderr.isatty() if progress is None else progress),
@@ -159,42 +157,16 @@ def embed_folder(
             paths, info.config.input_size, info.config.crop_pct, batch=batch, workers=workers,
             start_chunk=journal.next_chunk,
         ) as pipeline:
-            in_flight: deque[tuple[Batch, Pending | None]] = deque()
-
-            def finish_oldest() -> None:
-                done, pending = in_flight.popleft()
-                tick = time.perf_counter()
-                rows = pending.result() if pending is not None else np.empty((0, info.embedding_dim), np.float32)
-                clock.backend_s += time.perf_counter() - tick
-                record = ChunkRecord(
-                    done.index,
-                    [path.relative_to(root).as_posix() for path in done.paths],
-                    [(path.relative_to(root).as_posix(), reason) for path, reason in done.skipped],
-                )
-                journal.append(record, rows, _sigkill_self if done.index == crash_chunk else None)
-                bar.update(len(done.paths) + len(done.skipped))
-
-            tick = time.perf_counter()
-            for item in pipeline:
-                clock.wait_decode_s += time.perf_counter() - tick
-                tick = time.perf_counter()
-                in_flight.append((item, backend.submit(item.images) if len(item.paths) else None))
-                clock.backend_s += time.perf_counter() - tick
-                while len(in_flight) >= max(backend.max_in_flight, 1):
-                    finish_oldest()
-                tick = time.perf_counter()
-            while in_flight:
-                finish_oldest()
+            _run_chunks(pipeline, backend, journal, root, clock, bar)
         embeddings = journal.embeddings()
         skipped = [item for record in journal.records for item in record.skipped]
-        manifest = _manifest(root, info, batch, journal.records, skipped)
         atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
-        atomic_write_json(out / MANIFEST_FILE, manifest)
+        atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
         wall = time.perf_counter() - clock.started
         processed = len(paths) - resumed
         atomic_write_json(out / RUN_FILE, {
             "wall_s": round(wall, 4),
-            "images_per_s": round(processed / wall, 2) if wall > 0 else None,
+            "images_per_s": round(processed / wall, 2),
             "images_processed": processed,
             "resumed_images": resumed,
             "wait_decode_s": round(clock.wait_decode_s, 4),
@@ -210,8 +182,44 @@ def embed_folder(
     return EmbedReport(
         out_dir=out, count=embeddings.shape[0], skipped=skipped, embedding_dim=info.embedding_dim,
         backend=info.backend, precision=info.precision, resumed_images=resumed, wall_s=wall,
-        images_per_s=processed / wall if wall > 0 else 0.0,
+        images_per_s=processed / wall,
     )
+
+
+def _run_chunks(
+    pipeline: BatchPipeline, backend: Backend, journal: RunJournal, root: Path, clock: _Clock, bar: tqdm
+) -> None:
+    """Feed decoded chunks to the backend, keeping up to ``max_in_flight`` submitted; journal each in order."""
+    crash_chunk = _crash_chunk()
+    dim = backend.info.embedding_dim
+    in_flight: deque[tuple[Batch, Pending | None]] = deque()
+
+    def finish_oldest() -> None:
+        done, pending = in_flight.popleft()
+        tick = time.perf_counter()
+        rows = pending.result() if pending is not None else np.empty((0, dim), np.float32)
+        clock.backend_s += time.perf_counter() - tick
+        record = ChunkRecord(
+            done.index, [_rel(p, root) for p in done.paths], [(_rel(p, root), why) for p, why in done.skipped]
+        )
+        journal.append(record, rows, _sigkill_self if done.index == crash_chunk else None)
+        bar.update(len(done.paths) + len(done.skipped))
+
+    tick = time.perf_counter()
+    for item in pipeline:
+        clock.wait_decode_s += time.perf_counter() - tick
+        tick = time.perf_counter()
+        in_flight.append((item, backend.submit(item.images) if item.paths else None))
+        clock.backend_s += time.perf_counter() - tick
+        while len(in_flight) >= backend.max_in_flight:
+            finish_oldest()
+        tick = time.perf_counter()
+    while in_flight:
+        finish_oldest()
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
 
 
 def _fingerprint(root: Path, rel: list[str], info: ModelInfo, batch: int) -> dict[str, Any]:
