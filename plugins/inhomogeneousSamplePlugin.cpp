@@ -452,6 +452,7 @@ InhomogeneousSampleCreator& theCreator() noexcept
 }
 
 std::atomic<bool> gStaticallyRegistered{false};
+std::atomic<bool> gRegistered{false};
 
 //! Registers the creator while the library loads, when a TensorRT registry is reachable (see the file comment).
 struct StaticRegistration
@@ -464,6 +465,7 @@ struct StaticRegistration
         }
         IPluginRegistry* registry = getPluginRegistry();
         gStaticallyRegistered = registry != nullptr && registry->registerCreator(theCreator(), kPLUGIN_NAMESPACE);
+        gRegistered = gStaticallyRegistered.load();
     }
 };
 
@@ -481,7 +483,13 @@ extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
     }
     static IPluginCreatorInterface* const kCREATORS[] = {&frpt::theCreator()};
     nbCreators = 1;
+    frpt::gRegistered = true;
     return kCREATORS;
+}
+
+extern "C" int32_t frptPluginRegistered()
+{
+    return frpt::gRegistered ? 1 : 0;
 }
 
 extern "C" void setLoggerFinder(ILoggerFinder* finder)

@@ -125,4 +125,9 @@ extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterf
     int32_t& nbCreators);
 extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
 
+//! 1 once the creator is registered with a TensorRT registry by either route (static registration succeeded, or
+//! getCreators handed it to IPluginRegistry::loadLibrary), else 0. Lets a ctypes loader fail loudly when static
+//! registration found no libnvinfer.
+extern "C" __attribute__((visibility("default"))) int32_t frptPluginRegistered();
+
 #endif // FRPT_INHOMOGENEOUS_SAMPLE_PLUGIN_H

@@ -25,6 +25,7 @@ __all__ = ["ENV_VAR", "LIBRARY_NAME", "default_locations", "find_plugin_library"
 ENV_VAR = "FRPT_PLUGIN_LIB"
 LIBRARY_NAME = "libfrpt_plugins.so"
 _ENTRY_POINT = "getCreators"
+_REGISTERED = "frptPluginRegistered"
 _BUILD_HINT = (
     "build it with `cmake -S plugins -B plugins/build && cmake --build plugins/build` "
     f"(see plugins/README.md) or set {ENV_VAR}=/path/to/{LIBRARY_NAME}"
@@ -75,7 +76,8 @@ def load_plugin_library(path: str | os.PathLike | None = None) -> str:
 
     Raises:
         FrptError: no library found (the message lists every place tried), the file cannot be loaded
-            (e.g. a missing ``libnvinfer`` or CUDA runtime), or it is not the FRPT plugin library.
+            (e.g. a missing ``libnvinfer`` or CUDA runtime), it is not the FRPT plugin library, or it loaded
+            but found no TensorRT registry to register with (built without linking libnvinfer).
     """
     requested, how = _requested(path)
     lib = find_plugin_library(path)
@@ -90,9 +92,18 @@ def load_plugin_library(path: str | os.PathLike | None = None) -> str:
                 f"cannot load TensorRT plugin library {lib}: {e}; check that TensorRT and the CUDA runtime it was "
                 f"built against are on the library path, or rebuild it: {_BUILD_HINT}"
             ) from e
-        if not hasattr(handle, _ENTRY_POINT):
+        missing = [name for name in (_ENTRY_POINT, _REGISTERED) if not hasattr(handle, name)]
+        if missing:
             raise FrptError(
-                f"{lib} is not the FRPT TensorRT plugin library (it exports no `{_ENTRY_POINT}`); {_BUILD_HINT}"
+                f"{lib} is not the FRPT TensorRT plugin library (it exports no `{'`, `'.join(missing)}`); {_BUILD_HINT}"
+            )
+        registered = getattr(handle, _REGISTERED)
+        registered.restype = ctypes.c_int32
+        if registered() != 1:
+            raise FrptError(
+                f"{lib} loaded but could not register InhomogeneousSample with TensorRT: no libnvinfer was visible to "
+                "it (it was built without linking libnvinfer); rebuild it where CMake finds libnvinfer "
+                "(`-DTensorRT_ROOT=<TensorRT prefix>`, see plugins/README.md)"
             )
         _loaded[lib] = handle
     return str(lib)

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,16 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout
     assert "PASSED: 0 failed" in run.stdout
     assert run.stdout.count("PASS ") >= 40, run.stdout
+
+    # The Python loader on the real library: without libnvinfer in the process it must say registration failed.
+    code = (
+        "import sys; from frpt.errors import FrptError; from frpt_runtime.plugin_library import load_plugin_library\n"
+        "try:\n    print('loaded', load_plugin_library(sys.argv[1]))\nexcept FrptError as e:\n    print('error', e)\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code, cmd[1]], capture_output=True, text=True, timeout=120)
+    linked = "libnvinfer" in subprocess.run(["ldd", cmd[1]], capture_output=True, text=True).stdout
+    expected = "loaded " if linked else "could not register InhomogeneousSample with TensorRT"
+    assert expected in loaded.stdout, loaded.stdout + loaded.stderr
 
     sanitizer = shutil.which("compute-sanitizer")
     if _gpu_present() and sanitizer is not None:  # enqueue under memcheck: no out-of-bounds or misaligned access

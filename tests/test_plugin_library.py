@@ -33,11 +33,13 @@ def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("libs")
     good = d / "good" / LIBRARY_NAME
     good.parent.mkdir()
-    _compile('extern "C" void* getCreators(int& n) { n = 0; return nullptr; }\n', good)
+    entry = 'extern "C" void* getCreators(int& n) { n = 0; return nullptr; }\n'
+    _compile(entry + 'extern "C" int frptPluginRegistered() { return 1; }\n', good)
+    unregistered = _compile(entry + 'extern "C" int frptPluginRegistered() { return 0; }\n', d / "libunreg.so")
     other = _compile('extern "C" int somethingElse() { return 1; }\n', d / "libother.so")
     text = d / "libtext.so"
     text.write_text("not an ELF file\n")
-    return {"good": good, "other": other, "text": text}
+    return {"good": good, "unregistered": unregistered, "other": other, "text": text}
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +106,12 @@ def test_wrong_files_give_clear_errors(libs: dict[str, Path]) -> None:
         load_plugin_library(libs["text"])
     with pytest.raises(FrptError, match=r"libother\.so is not the FRPT TensorRT plugin library .*getCreators"):
         load_plugin_library(libs["other"])
+
+
+def test_library_that_could_not_register_is_an_error(libs: dict[str, Path]) -> None:
+    """Static registration found no libnvinfer: say so now, not as 'plugin not found' at parse time."""
+    with pytest.raises(FrptError, match=r"libunreg\.so loaded but could not register .*libnvinfer"):
+        load_plugin_library(libs["unregistered"])
 
 
 def test_import_is_torch_free() -> None:

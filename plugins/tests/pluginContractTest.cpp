@@ -704,6 +704,8 @@ int main(int argc, char** argv)
     }
     IPluginCreatorInterface* registered = gRegistry.getCreator("InhomogeneousSample", "1", "frpt");
     check(registered != nullptr, "dlopen registers InhomogeneousSample/1/frpt statically");
+    auto pluginRegistered = reinterpret_cast<int32_t (*)()>(dlsym(lib, "frptPluginRegistered"));
+    check(pluginRegistered != nullptr && pluginRegistered() == 1, "frptPluginRegistered() reports it");
 
     // Route 2: IPluginRegistry::loadLibrary: getCreators takes the static registration back, no duplicate.
     check(gRegistry.loadLibrary(argv[1]) != nullptr, "loadLibrary (setLoggerFinder + getCreators) succeeds");
