@@ -124,8 +124,8 @@ SampleParams toParams(SampleAttributes const& attrs, Dims const& image, Dims con
         attrs.outH, attrs.outW, attrs.pad, attrs.fwhm};
     require(isValid(p),
         "unsupported shape: need C, H, W >= 1, g >= 2, N <= " + std::to_string(kMAX_BATCH)
-            + " and (3 g^2 + 2 pad + 1) * 4 <= " + std::to_string(kMAX_COARSE_SHARED_BYTES) + " bytes (g = "
-            + std::to_string(p.g) + ", pad = " + std::to_string(p.pad) + ")");
+            + " and (3 g^2 + g + 4 pad + 1) * 4 <= " + std::to_string(kMAX_COARSE_SHARED_BYTES)
+            + " bytes (g = " + std::to_string(p.g) + ", pad = " + std::to_string(p.pad) + ")");
     return p;
 }
 

@@ -58,7 +58,7 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
     lib = kit.KernelLibrary(build / "libfrpt_sampler_kernels.so")
     assert lib.workspace_size(37, 31) == 284672  # 37*31*31*2*4 = 284456 rounded up to 256 bytes
     assert lib.workspace_size(0, 31) == 0
-    bad = kit.make_params(1, 3, (224, 224), 64, (224, 224), 30, 13.0)  # 3 g^2 floats exceed 48 KiB
+    bad = kit.make_params(1, 3, (224, 224), 64, (224, 224), 30, 13.0)  # (3 g^2 + g + 4 pad + 1) * 4 > 48 KiB
     assert lib.coarse_grid(bad, 0, 0, 0) == CUDA_ERROR_INVALID_VALUE
     assert lib.inhomogeneous_sample(kit.make_params(1, 0, (8, 8), 4, (8, 8), 1, 2.0), False, 0, 0, 0, 0, 0) == (
         CUDA_ERROR_INVALID_VALUE
