@@ -115,6 +115,8 @@ def main() -> None:
             print(f"{n:>3} {str(dtype)[6:]:>7} " + " ".join(f"{r[c]:>11.1f}" for c in cols)
                   + f" {r['fused'] / r['floor']:>11.2f} {r['torch_sep'] / r['fused']:>9.1f}"
                   + f" {r['grid_sample'] / r['fused']:>8.2f} {r['max_err']:>9.2e}")
+            print(f"{'':>11} gap to floor {r['fused'] - r['floor']:.1f} µs = coarse grid {r['coarse']:.1f} µs (one block "
+                  f"per image) + sample kernel at {r['sample'] / r['floor']:.2f}x floor")
 
 
 if __name__ == "__main__":

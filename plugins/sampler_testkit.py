@@ -51,6 +51,15 @@ def make_params(
     return SampleParams(n, c, hw[0], hw[1], g, out_hw[0], out_hw[1], pad, fwhm)
 
 
+def torch_cuda_available() -> bool:
+    """Whether torch is installed and sees a CUDA GPU (torch is imported only here, lazily)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def build_host_library(out_dir: Path) -> Path:
     """Compile ``libfrpt_sampler_host.so`` with g++ (warnings are errors) into ``out_dir``; return its path."""
     compiler = shutil.which("g++") or shutil.which("c++")

@@ -27,13 +27,6 @@ needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake no
 CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE = 0, 1
 
 
-def _gpu_present() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
 
 @needs_nvcc
 def test_kernels_compile_for_jetson_orin_without_warnings(tmp_path: Path) -> None:
@@ -65,7 +58,7 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
     )
     empty = kit.make_params(0, 3, (224, 224), 31, (224, 224), 30, 13.0)
     assert lib.inhomogeneous_sample(empty, True, 0, 0, 0, 0, 0) == CUDA_SUCCESS
-    if not _gpu_present():  # a valid launch must report the missing device, not crash
+    if not kit.torch_cuda_available():  # a valid launch must report the missing device, not crash
         good = kit.make_params(1, 3, (8, 8), 4, (8, 8), 1, 2.0)
         assert lib.inhomogeneous_sample(good, False, 0, 0, 0, 0, 0) not in (CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE)
 

@@ -35,13 +35,6 @@ def tensorrt_include_dirs() -> list[Path]:
     return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
 
 
-def _gpu_present() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
 
 _DIRS = tensorrt_include_dirs()
 _MISSING = [tool for tool in ("nvcc", "cmake") if shutil.which(tool) is None]
@@ -66,7 +59,7 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
     assert "TensorRT headers: " + str(include_dir) in log
 
     cmd = [str(tmp_path / "pluginContractTest"), str(tmp_path / "libfrpt_plugins.so")]
-    if _gpu_present():
+    if kit.torch_cuda_available():
         cmd.append("--require-gpu")
     run = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     assert run.returncode == 0, run.stdout
@@ -84,7 +77,7 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
     assert expected in loaded.stdout, loaded.stdout + loaded.stderr
 
     sanitizer = shutil.which("compute-sanitizer")
-    if _gpu_present() and sanitizer is not None:  # enqueue under memcheck: no out-of-bounds or misaligned access
+    if kit.torch_cuda_available() and sanitizer is not None:  # enqueue under memcheck: no bad access
         checked = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *cmd],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
         assert checked.returncode == 0 and "ERROR SUMMARY: 0 errors" in checked.stdout, checked.stdout[-4000:]
