@@ -172,3 +172,21 @@ def test_embed_folder_over_simulated_engine(simulated: tuple[FakeGPU, np.ndarray
     names, expected = _expected(folder, weights)
     assert report.count == 7 and report.backend == "tensorrt"
     np.testing.assert_allclose(np.load(tmp_path / "out" / "embeddings.npy"), expected, atol=1e-6)
+
+
+def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
+    from test_embed import _make_folder
+    from typer.testing import CliRunner
+
+    from frpt_runtime.cli import embed_app
+
+    folder = _make_folder(tmp_path / "images", good=2)
+    runner = CliRunner()
+    over = runner.invoke(embed_app, [str(folder), "--engine", str(_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")])
+    assert over.exit_code == 2 and over.stderr.strip() == (
+        "error: batch 32 exceeds the maximum 16 of model.plan: pass --batch 16 or rebuild with a larger --max-batch"
+    )
+    other_gpu = _plan(tmp_path, compute_capability="9.0", gpu_name="H100")
+    wrong = runner.invoke(embed_app, [str(folder), "--engine", str(other_gpu), "--out", str(tmp_path / "o")])
+    assert wrong.exit_code == 2 and "compute capability 9.0 (H100), this GPU is 8.7" in wrong.stderr
+    assert not (tmp_path / "o").exists()
