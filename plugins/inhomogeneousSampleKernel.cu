@@ -63,11 +63,12 @@ __global__ void __launch_bounds__(kSAMPLE_THREADS) sampleImageKernel(
     SampleParams p, T const* __restrict__ image, float const* __restrict__ grid, T* __restrict__ output)
 {
     int32_t const outPlane = p.outH * p.outW;
-    int32_t const pixel = blockIdx.x * blockDim.x + threadIdx.x;
-    if (pixel >= outPlane)
+    int64_t const index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (index >= outPlane)
     {
         return;
     }
+    int32_t const pixel = static_cast<int32_t>(index);
     int32_t const y = pixel / p.outW;
     int32_t const x = pixel - y * p.outW;
     int64_t const n = blockIdx.y;
