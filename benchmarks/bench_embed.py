@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -61,10 +61,12 @@ def naive_loop(ckpt: Path, folder: Path, out: Path) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_checkpoint(ckpt).eval()
     cfg = model.config
-    prep = transforms.Compose([
-        transforms.Resize(round(cfg.input_size / cfg.crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.CenterCrop(cfg.input_size),
-    ])
+    prep = transforms.Compose(
+        [
+            transforms.Resize(round(cfg.input_size / cfg.crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(cfg.input_size),
+        ]
+    )
     paths = sorted(folder.rglob("*.jpg"))
     start = time.perf_counter()
     with torch.no_grad():
@@ -111,8 +113,18 @@ def cpu_rows(work: Path, images: int, size: int, batch: int) -> list[tuple[str, 
         raise SystemExit("preparing the model, export and images failed")
     ckpt, onnx_path, folder = work / "model.ckpt", work / "model.onnx", work / "images"
 
-    embed_cmd = [str(Path(sys.executable).with_name("frpt-embed")), str(folder), "--onnx", str(onnx_path),
-                 "--out", str(work / "emb"), "--batch", str(batch), "--workers", str(min(4, os.cpu_count() or 1))]
+    embed_cmd = [
+        str(Path(sys.executable).with_name("frpt-embed")),
+        str(folder),
+        "--onnx",
+        str(onnx_path),
+        "--out",
+        str(work / "emb"),
+        "--batch",
+        str(batch),
+        "--workers",
+        str(min(4, os.cpu_count() or 1)),
+    ]
     wall_e, rss_e, code_e = timed_process(embed_cmd)
     steady_e = json.loads((work / "emb" / "run.json").read_text())["images_per_s"]
     naive_json = work / "naive.json"
@@ -181,7 +193,9 @@ def gpu_rows(work: Path, size: int, engine: Path | None) -> list[tuple[str, int,
     }
     if "CUDAExecutionProvider" in ort.get_available_providers():
         export_onnx(model, work / "fp16.onnx", lowering="standard", precision="fp16")
-        runners["ORT CUDA fp16 graph"] = backend_runner(create_backend(onnx=work / "fp16.onnx", providers=["cuda"]).activate())
+        runners["ORT CUDA fp16 graph"] = backend_runner(
+            create_backend(onnx=work / "fp16.onnx", providers=["cuda"]).activate()
+        )
     if engine is not None:
         runners["TensorRT"] = backend_runner(create_backend(engine=engine).activate())
     return [
@@ -211,8 +225,10 @@ def main() -> None:
         print(f"{'path':<28} {'wall s':>8} {'img/s e2e':>10} {'img/s loop':>11} {'peak MiB':>9} {'x naive':>8}")
         base_e2e, base_loop = rows[-1][2], rows[-1][3]
         for name, wall, e2e, steady, rss in rows:
-            print(f"{name:<28} {wall:8.2f} {e2e:10.1f} {steady:11.1f} {rss:9.0f} {e2e / base_e2e:7.2f}x"
-                  f"  (loop {steady / base_loop:.2f}x)")
+            print(
+                f"{name:<28} {wall:8.2f} {e2e:10.1f} {steady:11.1f} {rss:9.0f} {e2e / base_e2e:7.2f}x"
+                f"  (loop {steady / base_loop:.2f}x)"
+            )
         gpu = gpu_rows(work, args.size, args.engine)
         if not gpu:
             print("GPU: no CUDA device here - GPU rows not measured")

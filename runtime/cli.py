@@ -1,4 +1,4 @@
-"""``frpt-embed`` and ``frpt-verify``: thin typer front-ends over :mod:`frpt_runtime.embed` and :mod:`frpt_runtime.verify`.
+"""``frpt-embed`` and ``frpt-verify``: thin typer front-ends over :mod:`frpt_runtime.embed` / :mod:`~.verify`.
 
 Results go to stdout (``--json`` for machines), progress and logs to stderr. A :class:`FrptError` prints
 one line on stderr and exits 2 (traceback with ``--debug``); a failed parity check exits 1.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
+from collections.abc import Callable
 
 import typer
 
@@ -27,8 +28,12 @@ ProvidersOpt = Annotated[
     typer.Option("--providers", help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt."),
 ]
 DeviceOpt = Annotated[int, typer.Option("--device", help="CUDA device ordinal (GPU backends).")]
-PluginOpt = Annotated[Optional[str], typer.Option("--plugin-lib", help="libfrpt_plugins path (default FRPT_PLUGIN_LIB).")]
-BundleOpt = Annotated[Optional[Path], typer.Option("--bundle", help="Reference bundle (default MODEL.ref.npz beside the model).")]
+PluginOpt = Annotated[
+    Optional[str], typer.Option("--plugin-lib", help="libfrpt_plugins path (default FRPT_PLUGIN_LIB).")
+]
+BundleOpt = Annotated[
+    Optional[Path], typer.Option("--bundle", help="Reference bundle (default MODEL.ref.npz beside the model).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 

@@ -149,12 +149,20 @@ def embed_folder(
     journal.start(resume)
     resumed = min(journal.next_chunk * batch, len(paths))
     bar = tqdm(
-        total=len(paths), initial=resumed, unit="img", file=sys.stderr, dynamic_ncols=True,
+        total=len(paths),
+        initial=resumed,
+        unit="img",
+        file=sys.stderr,
+        dynamic_ncols=True,
         disable=not (sys.stderr.isatty() if progress is None else progress),
     )
     try:
         with BatchPipeline(
-            paths, info.config.input_size, info.config.crop_pct, batch=batch, workers=workers,
+            paths,
+            info.config.input_size,
+            info.config.crop_pct,
+            batch=batch,
+            workers=workers,
             start_chunk=journal.next_chunk,
         ) as pipeline:
             _run_chunks(pipeline, backend, journal, root, clock, bar)
@@ -164,24 +172,33 @@ def embed_folder(
         atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
         wall = time.perf_counter() - clock.started
         processed = len(paths) - resumed
-        atomic_write_json(out / RUN_FILE, {
-            "wall_s": round(wall, 4),
-            "images_per_s": round(processed / wall, 2),
-            "images_processed": processed,
-            "resumed_images": resumed,
-            "wait_decode_s": round(clock.wait_decode_s, 4),
-            "backend_s": round(clock.backend_s, 4),
-            "batch": batch,
-            "workers": workers,
-            "finished_unix": round(time.time(), 3),
-        })
+        atomic_write_json(
+            out / RUN_FILE,
+            {
+                "wall_s": round(wall, 4),
+                "images_per_s": round(processed / wall, 2),
+                "images_processed": processed,
+                "resumed_images": resumed,
+                "wait_decode_s": round(clock.wait_decode_s, 4),
+                "backend_s": round(clock.backend_s, 4),
+                "batch": batch,
+                "workers": workers,
+                "finished_unix": round(time.time(), 3),
+            },
+        )
         journal.discard()
     finally:
         journal.close()
         bar.close()
     return EmbedReport(
-        out_dir=out, count=embeddings.shape[0], skipped=skipped, embedding_dim=info.embedding_dim,
-        backend=info.backend, precision=info.precision, resumed_images=resumed, wall_s=wall,
+        out_dir=out,
+        count=embeddings.shape[0],
+        skipped=skipped,
+        embedding_dim=info.embedding_dim,
+        backend=info.backend,
+        precision=info.precision,
+        resumed_images=resumed,
+        wall_s=wall,
         images_per_s=processed / wall,
     )
 

@@ -61,9 +61,7 @@ def list_images(root: str | os.PathLike[str]) -> list[Path]:
     for folder, dirs, files in os.walk(base):
         dirs.sort()
         rel_folder = Path(folder).relative_to(base)
-        found.extend(
-            (rel_folder / name).as_posix() for name in files if Path(name).suffix.lower() in IMAGE_EXTENSIONS
-        )
+        found.extend((rel_folder / name).as_posix() for name in files if Path(name).suffix.lower() in IMAGE_EXTENSIONS)
     return [base / rel for rel in sorted(found)]
 
 

@@ -29,7 +29,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
+from collections.abc import Callable
 
 import numpy as np
 
@@ -167,7 +168,9 @@ class RunJournal:
         except (OSError, ValueError):
             saved = None
         if saved != self.fingerprint:
-            differ = sorted(k for k in self.fingerprint if not isinstance(saved, dict) or saved.get(k) != self.fingerprint[k])
+            differ = sorted(
+                k for k in self.fingerprint if not isinstance(saved, dict) or saved.get(k) != self.fingerprint[k]
+            )
             raise FrptError(
                 f"partial run in {self.folder} is for a different run (differs in: {', '.join(differ) or 'format'}): "
                 "drop --resume to start over"
@@ -181,9 +184,13 @@ class RunJournal:
             try:
                 record = json.loads(line)
             except ValueError:
-                raise FrptError(f"partial run in {self.folder} has a corrupt journal: drop --resume to start over") from None
+                raise FrptError(
+                    f"partial run in {self.folder} has a corrupt journal: drop --resume to start over"
+                ) from None
             if record["chunk"] != len(self.records):
-                raise FrptError(f"partial run in {self.folder} has an out-of-order journal: drop --resume to start over")
+                raise FrptError(
+                    f"partial run in {self.folder} has an out-of-order journal: drop --resume to start over"
+                )
             self.records.append(
                 ChunkRecord(record["chunk"], record["paths"], [tuple(item) for item in record["skipped"]])
             )

@@ -19,7 +19,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -87,7 +87,7 @@ class BatchPipeline:
         self._pool: ThreadPoolExecutor | None = None
         self._feeder: threading.Thread | None = None
 
-    def __enter__(self) -> "BatchPipeline":
+    def __enter__(self) -> BatchPipeline:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frpt-decode")
         self._feeder = threading.Thread(target=self._feed, name="frpt-feeder", daemon=True)
         self._feeder.start()

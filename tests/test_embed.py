@@ -106,7 +106,9 @@ def test_pipeline_propagates_decoder_bugs_and_stops_early(tmp_path: Path) -> Non
         next(iter(pipeline))  # leaving early must not hang on the full queue
 
 
-def test_embed_folder_skips_bad_files_and_matches_reference(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_embed_folder_skips_bad_files_and_matches_reference(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     folder, model, weights = setup
     out = tmp_path / "out"
     with OnnxRuntimeBackend(model) as backend:
@@ -122,7 +124,9 @@ def test_embed_folder_skips_bad_files_and_matches_reference(setup: tuple[Path, P
     assert reasons["empty.png"] == "zero-byte file" and "not an image" in reasons["notes.png"]
     assert manifest["model"]["sha256"] == sha256_file(model)
     assert manifest["backend"] == "onnxruntime" and manifest["precision"] == "fp32"
-    assert manifest["timings_file"] == "run.json" and json.loads((out / "run.json").read_text())["images_processed"] == 12
+    assert (
+        manifest["timings_file"] == "run.json" and json.loads((out / "run.json").read_text())["images_processed"] == 12
+    )
     assert not (out / PARTIAL_DIR).exists()
     assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "manifest.json", "run.json"]
 
@@ -134,12 +138,27 @@ def test_embed_refuses_empty_folder_before_loading_model(tmp_path: Path) -> None
         embed_folder(tmp_path / "empty", OnnxRuntimeBackend(tmp_path / "missing.onnx"), tmp_path / "out")
 
 
-def _cli_embed(folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None) -> subprocess.CompletedProcess:
+def _cli_embed(
+    folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash is not None:
         env[CRASH_ENV] = str(crash)
-    cmd = [sys.executable, "-c", "from frpt_runtime.cli import embed_app; embed_app()", str(folder), "--onnx", str(model),
-           "--out", str(out), "--batch", "2", "--workers", "2", *extra]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from frpt_runtime.cli import embed_app; embed_app()",
+        str(folder),
+        "--onnx",
+        str(model),
+        "--out",
+        str(out),
+        "--batch",
+        "2",
+        "--workers",
+        "2",
+        *extra,
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -162,14 +181,15 @@ def test_resume_after_kill_is_byte_identical(setup: tuple[Path, Path, np.ndarray
         assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
 
 
-def test_resume_refuses_other_run_and_restarts_without_flag(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_resume_refuses_other_run_and_restarts_without_flag(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     folder, model, _ = setup
     out = tmp_path / "out"
     assert _cli_embed(folder, model, out, crash=1).returncode == -9
     other = _cli_embed(folder, model, out, "--resume", "--batch", "3")
-    assert other.returncode == 2 and other.stderr.strip().splitlines() == [
-        f"error: partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume to start over"
-    ]
+    expected = f"partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume"
+    assert other.returncode == 2 and other.stderr.strip().splitlines() == [f"error: {expected} to start over"]
     fresh = _cli_embed(folder, model, out, "--json")
     assert fresh.returncode == 0 and json.loads(fresh.stdout)["embed"]["resumed_images"] == 0
 
@@ -179,7 +199,9 @@ def _bundle(path: Path, weights: np.ndarray, noise: float = 0.0) -> Path:
     embeddings = toy_reference(images, weights)
     if noise:
         embeddings[4] += noise
-    save_bundle(path, RefBundle(images, embeddings, np.array([4, 2], np.int64), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0)))
+    save_bundle(
+        path, RefBundle(images, embeddings, np.array([4, 2], np.int64), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0))
+    )
     return path
 
 
@@ -200,11 +222,15 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
     folder, model, weights = setup
     runner = CliRunner()
     _bundle(model.with_name("toy.ref.npz"), weights)
-    result = runner.invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch", "5"])
+    result = runner.invoke(
+        embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.stdout and "embedded 9 images" in result.stdout and "broken.jpg:" in result.stdout
     bad = _bundle(tmp_path / "bad.ref.npz", weights, noise=1e-2)
-    failed = runner.invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "f"), "--verify", "--bundle", str(bad)])
+    failed = runner.invoke(
+        embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "f"), "--verify", "--bundle", str(bad)]
+    )
     assert failed.exit_code == 1 and not (tmp_path / "f" / "embeddings.npy").exists()
     for args, message in [
         ([str(folder)], "exactly one model"),
@@ -217,7 +243,9 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
     assert "--resume" in runner.invoke(embed_app, []).output  # no arguments: the help
 
 
-def test_progress_bar_on_stderr_with_rate(setup: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_on_stderr_with_rate(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, model, _ = setup
     with OnnxRuntimeBackend(model) as backend:
         embed_folder(folder, backend, tmp_path / "p", batch=4, progress=True)
@@ -227,7 +255,9 @@ def test_progress_bar_on_stderr_with_rate(setup: tuple[Path, Path, np.ndarray], 
         assert capsys.readouterr().err == ""
 
 
-def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
     folder, model, _ = setup
     out = tmp_path / "out"
     assert _cli_embed(folder, model, out, crash=2).returncode == -9

@@ -50,7 +50,9 @@ def _folder(root: Path) -> Path:
     photos = {"chelsea": data.chelsea(), "coffee": data.coffee(), "astronaut": data.astronaut()}
     for name, pixels in photos.items():
         (root / "photos").mkdir(exist_ok=True)
-        Image.fromarray(pixels).resize((pixels.shape[1] // 4, pixels.shape[0] // 4)).save(root / "photos" / f"{name}.jpg")
+        Image.fromarray(pixels).resize((pixels.shape[1] // 4, pixels.shape[0] // 4)).save(
+            root / "photos" / f"{name}.jpg"
+        )
     rgba = np.dstack([data.chelsea()[::4, ::4], np.full(data.chelsea()[::4, ::4].shape[:2], 128, np.uint8)])
     Image.fromarray(rgba, mode="RGBA").save(root / "alpha.png")
     Image.fromarray(data.camera()[::4, ::4], mode="L").save(root / "gray.png")
@@ -78,7 +80,13 @@ def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: P
     done = _embed(folder, onnx_path, full)
     assert done.returncode == 0, done.stderr
     manifest = read_manifest(full)
-    assert manifest["images"] == ["alpha.png", "gray.png", "photos/astronaut.jpg", "photos/chelsea.jpg", "photos/coffee.jpg"]
+    assert manifest["images"] == [
+        "alpha.png",
+        "gray.png",
+        "photos/astronaut.jpg",
+        "photos/chelsea.jpg",
+        "photos/coffee.jpg",
+    ]
     assert {item["path"] for item in manifest["skipped"]} == {"corrupt.jpg", "zero.jpg", "readme.png"}
     assert all(item["reason"] for item in manifest["skipped"])
 
@@ -96,7 +104,12 @@ def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: P
     for name in ("embeddings.npy", "manifest.json"):
         assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
 
-    verify = subprocess.run([str(Path(sys.executable).with_name("frpt-verify")), str(onnx_path)], capture_output=True, text=True, timeout=300)
+    verify = subprocess.run(
+        [str(Path(sys.executable).with_name("frpt-verify")), str(onnx_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert verify.returncode == 0 and "PASSED" in verify.stdout, verify.stdout + verify.stderr
 
 

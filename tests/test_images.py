@@ -31,7 +31,10 @@ def _bomb_png(path: Path, width: int, height: int) -> None:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b""))
+        + _png_chunk(b"IEND", b"")
     )
 
 
@@ -52,7 +55,9 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif[0x0112] = 6  # stored rotated: display = rotate 90 degrees clockwise
     Image.fromarray(pixels).save(tmp_path / "rot.png", exif=exif)
     Image.fromarray(np.rot90(pixels, k=-1).copy()).save(tmp_path / "upright.png")
-    np.testing.assert_array_equal(load_image(tmp_path / "rot.png", SIZE, 1.0), load_image(tmp_path / "upright.png", SIZE, 1.0))
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "rot.png", SIZE, 1.0), load_image(tmp_path / "upright.png", SIZE, 1.0)
+    )
 
 
 def test_grayscale_palette_cmyk_become_rgb(tmp_path: Path) -> None:
@@ -102,9 +107,14 @@ def test_sixteen_bit_keeps_high_byte_not_clipped(tmp_path: Path) -> None:
     raw = b"".join(b"\x00" + row.tobytes() for row in rgb)
     header = struct.pack(">IIBBBBB", 6, 6, 16, 2, 0, 0, 0)
     (tmp_path / "48.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw))
+        + _png_chunk(b"IEND", b"")
     )
-    np.testing.assert_array_equal(load_image(tmp_path / "48.png", 6, 1.0), np.full((6, 6, 3), [40000 >> 8, 1000 >> 8, 255]))
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "48.png", 6, 1.0), np.full((6, 6, 3), [40000 >> 8, 1000 >> 8, 255])
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from test_runtime_backends import make_toy_onnx, toy_metadata
 
 import frpt_runtime
 
-BLOCKER = '''
+BLOCKER = """
 import sys
 
 class _NoTorch:
@@ -29,12 +29,13 @@ class _NoTorch:
         return None
 
 sys.meta_path.insert(0, _NoTorch())
-'''
+"""
 
-IMPORT_ALL = '''
+IMPORT_ALL = """
 import importlib, pkgutil, sys
 import frpt_runtime, frpt_runtime.backends
-names = [m.name for pkg in (frpt_runtime, frpt_runtime.backends) for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+packages = (frpt_runtime, frpt_runtime.backends)
+names = [m.name for pkg in packages for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
 for name in names:
     importlib.import_module(name)
 try:
@@ -45,7 +46,7 @@ else:
     raise SystemExit("torch was importable: the blocker failed")
 assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
 print(len(names), "modules", " ".join(sorted(names)))
-'''
+"""
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -62,7 +63,9 @@ def _script(name: str) -> str:
 
 
 def test_every_runtime_module_imports_without_torch(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", IMPORT_ALL], env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_ALL], env=_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     expected = {p.stem for p in Path(frpt_runtime.__file__).parent.glob("*.py")} - {"__init__"}
     listed = {name.rsplit(".", 1)[1] for name in done.stdout.split()[2:]}
@@ -77,8 +80,22 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
     folder = _make_folder(tmp_path / "images", good=4)
     out = tmp_path / "out"
     embed = subprocess.run(
-        [_script("frpt-embed"), str(folder), "--onnx", str(model), "--out", str(out), "--batch", "3", "--verify", "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            _script("frpt-embed"),
+            str(folder),
+            "--onnx",
+            str(model),
+            "--out",
+            str(out),
+            "--batch",
+            "3",
+            "--verify",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert embed.returncode == 0, embed.stderr
     result = json.loads(embed.stdout)
@@ -89,6 +106,8 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
 
     plugin = tmp_path / "plugin.onnx"
     make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
-    refused = subprocess.run([_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "plugin lowering" in refused.stderr and "torch" in refused.stderr and "standard lowering" in refused.stderr

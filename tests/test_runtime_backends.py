@@ -45,7 +45,9 @@ def make_toy_onnx(
         helper.make_node("LpNormalization", ["raw"], ["embedding"], axis=1, p=2),
     ]
     if plugin_node:  # a frpt::InhomogeneousSample on a side branch makes it a plugin-lowered graph
-        nodes.append(helper.make_node("InhomogeneousSample", ["x", "x"], ["unused"], domain="frpt", out_h=size, out_w=size))
+        nodes.append(
+            helper.make_node("InhomogeneousSample", ["x", "x"], ["unused"], domain="frpt", out_h=size, out_w=size)
+        )
     inits = [
         numpy_helper.from_array(np.array([-1, size * size * 3], np.int64), "flat_shape"),
         numpy_helper.from_array(np.array(255.0, np.float32), "scale"),
@@ -96,7 +98,12 @@ def test_ort_backend_runs_contract_graph(toy_onnx: tuple[Path, np.ndarray]) -> N
     images = np.random.default_rng(1).integers(0, 256, (5, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
     with OnnxRuntimeBackend(path) as backend:
         info = backend.info
-        assert (info.embedding_dim, info.precision, info.lowering, info.backend) == (TOY_DIM, "fp32", "standard", "onnxruntime")
+        assert (info.embedding_dim, info.precision, info.lowering, info.backend) == (
+            TOY_DIM,
+            "fp32",
+            "standard",
+            "onnxruntime",
+        )
         assert info.config.input_size == TOY_SIZE and info.sha256 == sha256_file(path)
         assert dict(info.detail)["providers"] == "CPUExecutionProvider"
         out = backend.infer(images)
@@ -104,7 +111,7 @@ def test_ort_backend_runs_contract_graph(toy_onnx: tuple[Path, np.ndarray]) -> N
         np.testing.assert_allclose(out, toy_reference(images, weights), atol=1e-5)
         np.testing.assert_allclose(backend.infer(images[2:3]), out[2:3], atol=1e-6)  # batch-size independent
     with pytest.raises(RuntimeError, match="before activate"):
-        backend.info
+        _ = backend.info
 
 
 def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None:
@@ -269,7 +276,9 @@ def test_trt_refuses_mismatched_plan_before_loading(
     assert not _FakeRuntime.reached
 
 
-def test_trt_refuses_missing_plugin(tmp_path: Path, fake_trt_box: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trt_refuses_missing_plugin(
+    tmp_path: Path, fake_trt_box: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FRPT_PLUGIN_LIB", str(tmp_path / "libfrpt_plugins.so"))
     with pytest.raises(FrptError, match="libfrpt_plugins"):
         create_backend(engine=_plan(tmp_path, lowering="plugin", plugin_required=True)).activate()
@@ -307,8 +316,15 @@ def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
 
     backend = TensorRTBackend(tmp_path / "m.plan")
     backend._info = ModelInfo(  # what _activate returns for that sidecar
-        path=backend.path, sha256="0", backend="tensorrt", config=FRPTConfig(input_size=TOY_SIZE),
-        precision="fp16", lowering="standard", embedding_dim=TOY_DIM, min_batch=1, max_batch=16,
+        path=backend.path,
+        sha256="0",
+        backend="tensorrt",
+        config=FRPTConfig(input_size=TOY_SIZE),
+        precision="fp16",
+        lowering="standard",
+        embedding_dim=TOY_DIM,
+        min_batch=1,
+        max_batch=16,
     )
     backend.check_batch(16)
     with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch 16"):
@@ -367,10 +383,18 @@ def test_trt_engine_executes_with_parity(tmp_path: Path) -> None:
     profile.set_shape("images", (1, *shape), (4, *shape), (8, *shape))
     config.add_optimization_profile(profile)
     plan.write_bytes(bytes(builder.build_serialized_network(network, config)))
-    write_sidecar(plan, _sidecar(
-        plan, trt_version=trt.__version__, max_batch=8, opt_batch=4, precision="fp32",
-        compute_capability=cuda_memory.compute_capability(0), gpu_name=cuda_memory.device_name(0),
-    ))
+    write_sidecar(
+        plan,
+        _sidecar(
+            plan,
+            trt_version=trt.__version__,
+            max_batch=8,
+            opt_batch=4,
+            precision="fp32",
+            compute_capability=cuda_memory.compute_capability(0),
+            gpu_name=cuda_memory.device_name(0),
+        ),
+    )
     images = np.random.default_rng(3).integers(0, 256, (13, *shape), dtype=np.uint8)
     with create_backend(engine=plan) as backend:
         pending = [backend.submit(images[:8]), backend.submit(images[8:])]

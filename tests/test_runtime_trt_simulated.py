@@ -12,7 +12,7 @@ import itertools
 import sys
 import types
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -78,14 +78,22 @@ def _fake_cuda(gpu: FakeGPU) -> types.SimpleNamespace:
 
     def htod(dst: DeviceBuffer, src: PinnedArray, nbytes: int, stream: Stream) -> None:
         snapshot = src.array  # the copy reads host memory when it runs, as a real async copy does
-        gpu.queue.append(lambda: gpu.memory[dst.ptr].__setitem__(slice(0, nbytes), snapshot.view(np.uint8).reshape(-1)[:nbytes]))
+        gpu.queue.append(
+            lambda: gpu.memory[dst.ptr].__setitem__(slice(0, nbytes), snapshot.view(np.uint8).reshape(-1)[:nbytes])
+        )
 
     def dtoh(dst: PinnedArray, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
-        gpu.queue.append(lambda: dst.array.view(np.uint8).reshape(-1).__setitem__(slice(0, nbytes), gpu.memory[src.ptr][:nbytes]))
+        gpu.queue.append(
+            lambda: dst.array.view(np.uint8).reshape(-1).__setitem__(slice(0, nbytes), gpu.memory[src.ptr][:nbytes])
+        )
 
     return types.SimpleNamespace(
-        DeviceBuffer=DeviceBuffer, PinnedArray=PinnedArray, Stream=Stream, Event=Event,
-        memcpy_htod_async=htod, memcpy_dtoh_async=dtoh,
+        DeviceBuffer=DeviceBuffer,
+        PinnedArray=PinnedArray,
+        Stream=Stream,
+        Event=Event,
+        memcpy_htod_async=htod,
+        memcpy_dtoh_async=dtoh,
     )
 
 
@@ -182,7 +190,9 @@ def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_
 
     folder = _make_folder(tmp_path / "images", good=2)
     runner = CliRunner()
-    over = runner.invoke(embed_app, [str(folder), "--engine", str(_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")])
+    over = runner.invoke(
+        embed_app, [str(folder), "--engine", str(_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")]
+    )
     assert over.exit_code == 2 and over.stderr.strip() == (
         "error: batch 32 exceeds the maximum 16 of model.plan: pass --batch 16 or rebuild with a larger --max-batch"
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -69,7 +69,7 @@ class Pending:
         self._value: np.ndarray | None = None
 
     @classmethod
-    def done(cls, value: np.ndarray) -> "Pending":
+    def done(cls, value: np.ndarray) -> Pending:
         """An already finished submission (synchronous backends)."""
         return cls(lambda: value)
 
@@ -92,7 +92,7 @@ class Backend(abc.ABC):
         self._info: ModelInfo | None = None
 
     # ---- public, validating --------------------------------------------------------------------------
-    def activate(self) -> "Backend":
+    def activate(self) -> Backend:
         """Load the model and check it can run here; idempotent.
 
         Raises:
@@ -165,7 +165,7 @@ class Backend(abc.ABC):
             self._close()
             self._info = None
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self.activate()
 
     def __exit__(self, *exc: object) -> None:
@@ -180,5 +180,5 @@ class Backend(abc.ABC):
     def _submit(self, images: np.ndarray) -> Pending:
         """Run a validated, C-contiguous uint8 ``[N, S, S, 3]`` batch."""
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to free
         """Free resources (default: nothing to free)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -114,7 +115,9 @@ class OnnxRuntimeBackend(Backend):
         inputs = {arg.name: arg for arg in self._session.get_inputs()}
         outputs = {arg.name: arg for arg in self._session.get_outputs()}
         if "images" not in inputs or inputs["images"].type != "tensor(uint8)" or "embedding" not in outputs:
-            raise FrptError(f"{self.path}: expected input 'images' uint8 and output 'embedding': re-export with frpt-export")
+            raise FrptError(
+                f"{self.path}: expected input 'images' uint8 and output 'embedding': re-export with frpt-export"
+            )
         dim = outputs["embedding"].shape[-1]
         if not isinstance(dim, int):
             dim = self._probe_dim(config.input_size)

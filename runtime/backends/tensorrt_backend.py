@@ -130,7 +130,9 @@ class TensorRTBackend(Backend):
         logger = trt.Logger(trt.Logger.WARNING)
         self._engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if self._engine is None:
-            raise FrptError(f"TensorRT could not deserialise {self.path}: rebuild it with `frpt-export trt` on this box")
+            raise FrptError(
+                f"TensorRT could not deserialise {self.path}: rebuild it with `frpt-export trt` on this box"
+            )
         shape = self._engine.get_tensor_shape("embedding")  # trt.Dims: no negative indexing
         dim = int(shape[len(shape) - 1])
         if dim <= 0:
