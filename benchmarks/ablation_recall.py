@@ -53,8 +53,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--input-size", type=int, default=128)
-    parser.add_argument("--train-per-class", type=int, default=20)
-    parser.add_argument("--test-per-class", type=int, default=10)
+    parser.add_argument("--pooling", choices=("avg", "gem"), default="avg")
+    parser.add_argument("--cah-reduction", type=int, default=8)
+    parser.add_argument("--train-per-class", type=int, default=8)
+    parser.add_argument("--test-per-class", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
@@ -63,7 +65,7 @@ def main() -> None:
         root = args.data or Path(tmp) / "synthetic"
         if args.data is None:
             generate_synthetic(root, SyntheticSpec(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed))
-        config = FRPTConfig(input_size=args.input_size)
+        config = FRPTConfig(input_size=args.input_size, pooling=args.pooling, cah_reduction=args.cah_reduction)
         start = time.perf_counter()
         model, history = train(
             config, root, TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu")

@@ -64,7 +64,7 @@ def _print_recall(recall: dict, as_json: bool) -> None:
 def train_command(
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root (ImageFolder, train/test folders, CUB, Cars, Aircraft).")] = None,
     synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Generate the synthetic birds set here and train on it.")] = None,
-    synthetic_per_class: Annotated[int, typer.Option("--synthetic-per-class", min=2, help="Synthetic training images per class (test: half).")] = 20,
+    synthetic_per_class: Annotated[int, typer.Option("--synthetic-per-class", min=2, help="Synthetic training images per class (test: half).")] = 8,
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")] = Path("frpt.pt"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
     batch_size: BatchOpt = 32,

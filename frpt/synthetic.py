@@ -1,13 +1,13 @@
 """Synthetic fine-grained dataset: "birds" whose sub-classes differ only in small local details.
 
 Every image shows one bird (body, head, eye, beak, tail) on a cluttered background. The class is the pair
-(crest shape on the head, mark on the wing): both are small parts of the bird. Everything else is nuisance,
+(crest shape on the head, mark on the wing, pattern on the tail): all small parts of the bird. Everything else is nuisance,
 drawn independently of the class: body colour, position, scale, rotation, left/right flip, background
 gradient and clutter shapes. Retrieval must therefore look at the details, as in CUB-200.
 
-Classes are split for retrieval the standard way (disjoint train / test classes): a (crest, wing) pair
-goes to ``train`` when ``(crest + wing)`` is even, else to ``test``, so every crest and every wing mark
-occurs in both splits and held-out classes are new combinations of seen details.
+There are 6 x 4 x 3 = 72 classes, split for retrieval the standard way (disjoint train / test classes): a
+(crest, wing, tail) class goes to ``train`` when ``crest + wing + tail`` is even, else to ``test`` (36 each),
+so every detail occurs in both splits and held-out classes are new combinations of seen details.
 
 Output is an ImageFolder per split: ``<out>/train/<class>/<i>.png`` and ``<out>/test/<class>/<i>.png``.
 Generation is deterministic for a seed (one ``numpy`` generator per image, seeded from
@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CRESTS", "WING_MARKS", "SyntheticSpec", "class_names", "split_of", "render_bird", "generate_synthetic"]
+__all__ = ["CRESTS", "WING_MARKS", "TAILS", "SyntheticSpec", "class_names", "split_of", "render_bird", "generate_synthetic"]
 
 CRESTS = ("bare", "spike", "trident", "knob", "plume", "fork")
 WING_MARKS = ("dot", "bar", "twin", "ring")
+TAILS = ("plain", "banded", "tipped")
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,24 @@ class SyntheticSpec:
     """
 
     image_size: int = 160
-    train_per_class: int = 20
-    test_per_class: int = 10
+    train_per_class: int = 8
+    test_per_class: int = 5
     seed: int = 0
 
 
-def class_names() -> list[tuple[str, int, int]]:
-    """All ``(name, crest, wing)`` triples, ``name = "<crest>-<wing>"``, in a fixed order."""
-    return [(f"{c}-{w}", ci, wi) for ci, c in enumerate(CRESTS) for wi, w in enumerate(WING_MARKS)]
+def class_names() -> list[tuple[str, tuple[int, int, int]]]:
+    """All ``(name, (crest, wing, tail))`` pairs, ``name = "<crest>-<wing>-<tail>"``, in a fixed order."""
+    return [
+        (f"{c}-{w}-{t}", (ci, wi, ti))
+        for ci, c in enumerate(CRESTS)
+        for wi, w in enumerate(WING_MARKS)
+        for ti, t in enumerate(TAILS)
+    ]
 
 
-def split_of(crest: int, wing: int) -> str:
-    """``train`` or ``test`` for a (crest, wing) class."""
-    return "train" if (crest + wing) % 2 == 0 else "test"
+def split_of(parts: tuple[int, int, int]) -> str:
+    """``train`` or ``test`` for a ``(crest, wing, tail)`` class."""
+    return "train" if sum(parts) % 2 == 0 else "test"
 
 
 def _rand_colour(rng: np.random.Generator, lo: int = 0, hi: int = 256) -> tuple[int, int, int]:
@@ -109,12 +115,21 @@ def _draw_wing(draw: ImageDraw.ImageDraw, kind: int, wx: float, wy: float, r: fl
         draw.ellipse([wx - 1.2 * r, wy - 1.2 * r, wx + 1.2 * r, wy + 1.2 * r], outline=ink, width=max(2, int(r / 2)))
 
 
-def render_bird(crest: int, wing: int, rng: np.random.Generator, size: int = 160) -> Image.Image:
-    """Draw one bird of class ``(crest, wing)`` with random nuisance.
+def _draw_tail(draw: ImageDraw.ImageDraw, kind: int, x0: float, length: float, cy: float, ink: tuple) -> None:
+    """Pattern on the tail, which spans ``x0 - length .. x0`` around height ``cy``."""
+    if TAILS[kind] == "banded":
+        x = x0 - 0.55 * length
+        draw.line([(x, cy - 0.45 * length), (x, cy + 0.4 * length)], fill=ink, width=max(2, int(length / 6)))
+    elif TAILS[kind] == "tipped":
+        x, r = x0 - 0.85 * length, 0.2 * length
+        draw.ellipse([x - r, cy - r, x + r, cy + r], fill=ink)
+
+
+def render_bird(parts: tuple[int, int, int], rng: np.random.Generator, size: int = 160) -> Image.Image:
+    """Draw one bird of class ``parts = (crest, wing, tail)`` with random nuisance.
 
     Args:
-        crest: index into :data:`CRESTS`.
-        wing: index into :data:`WING_MARKS`.
+        parts: indices into :data:`CRESTS`, :data:`WING_MARKS` and :data:`TAILS`.
         rng: randomness for every nuisance factor.
         size: output side in pixels.
 
@@ -137,8 +152,10 @@ def render_bird(crest: int, wing: int, rng: np.random.Generator, size: int = 160
     draw.ellipse([hx - r, hy - r, hx + r, hy + r], fill=(*body, 255))
     draw.polygon([(hx + 0.8 * r, hy - 0.3 * r), (hx + 1.9 * r, hy + 0.1 * r), (hx + 0.8 * r, hy + 0.4 * r)], fill=(230, 170, 40, 255))
     draw.ellipse([hx + 0.2 * r, hy - 0.45 * r, hx + 0.55 * r, hy - 0.1 * r], fill=(10, 10, 10, 255))
+    crest, wing, tail_kind = parts
     _draw_crest(draw, crest, hx, hy - r, r, ink)
     _draw_wing(draw, wing, c - 0.1 * bw, c + 0.05 * bh, 0.09 * layer_size, ink)
+    _draw_tail(draw, tail_kind, c - bw, tail, c, ink)
     if rng.random() < 0.5:
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     layer = layer.rotate(float(rng.uniform(-25, 25)), resample=Image.Resampling.BILINEAR)
@@ -164,13 +181,13 @@ def generate_synthetic(out: str | Path, spec: SyntheticSpec = SyntheticSpec()) -
     """
     out = Path(out)
     classes: dict[str, list[str]] = {"train": [], "test": []}
-    for k, (name, crest, wing) in enumerate(class_names()):
-        split = split_of(crest, wing)
+    for k, (name, parts) in enumerate(class_names()):
+        split = split_of(parts)
         classes[split].append(name)
         folder = out / split / name
         folder.mkdir(parents=True, exist_ok=True)
         count = spec.train_per_class if split == "train" else spec.test_per_class
         for i in range(count):
             rng = np.random.default_rng([spec.seed, k, i])
-            render_bird(crest, wing, rng, spec.image_size).save(folder / f"{i:04d}.png", compress_level=1)
+            render_bird(parts, rng, spec.image_size).save(folder / f"{i:04d}.png", compress_level=1)
     return classes

@@ -23,9 +23,9 @@ def lite0_pretrained():
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
-    """A tiny synthetic birds set (64 px; 3 train / 2 test images per class, 12 + 12 classes)."""
+    """A tiny synthetic birds set (64 px; 2 train / 2 test images per class, 36 + 36 classes)."""
     from frpt.synthetic import SyntheticSpec, generate_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
-    generate_synthetic(root, SyntheticSpec(image_size=64, train_per_class=3, test_per_class=2, seed=1))
+    generate_synthetic(root, SyntheticSpec(image_size=64, train_per_class=2, test_per_class=2, seed=1))
     return root

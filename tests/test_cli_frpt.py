@@ -42,7 +42,7 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
         assert im.size[0] == 3 * 32 and im.size[1] > 3 * 32
 
     human = runner.invoke(eval_app, ["--ckpt", str(ckpt), "--data", str(synthetic_root)])
-    assert human.exit_code == 0 and human.stdout.startswith("R@1") and "24 images, 12 classes" in human.stdout
+    assert human.exit_code == 0 and human.stdout.startswith("R@1") and "72 images, 36 classes" in human.stdout
 
 
 def test_user_errors_are_one_line_exit_2(tmp_path, synthetic_root) -> None:

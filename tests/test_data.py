@@ -11,7 +11,7 @@ from PIL import Image
 
 from frpt.datasets import ImageListDataset, detect_layout, load_split
 from frpt.errors import FrptError
-from frpt.synthetic import SyntheticSpec, class_names, generate_synthetic, split_of
+from frpt.synthetic import CRESTS, TAILS, WING_MARKS, SyntheticSpec, class_names, generate_synthetic, render_bird, split_of
 
 
 def _png(path: Path, value: int) -> Path:
@@ -124,22 +124,30 @@ def test_imagefolder_and_errors(tmp_path: Path) -> None:
 
 
 def test_synthetic_generator_deterministic_and_split(tmp_path: Path) -> None:
-    spec = SyntheticSpec(image_size=64, train_per_class=2, test_per_class=1, seed=3)
+    spec = SyntheticSpec(image_size=48, train_per_class=1, test_per_class=1, seed=3)
     classes = generate_synthetic(tmp_path / "a", spec)
     generate_synthetic(tmp_path / "b", spec)
-    assert len(classes["train"]) == len(classes["test"]) == 12
+    assert len(classes["train"]) == len(classes["test"]) == 36
     assert not set(classes["train"]) & set(classes["test"])
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
-    assert len(files_a) == 12 * 2 + 12 * 1
+    assert len(files_a) == 72
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files_a)
-    other = generate_synthetic(tmp_path / "c", SyntheticSpec(image_size=64, train_per_class=2, test_per_class=1, seed=4))
+    other = generate_synthetic(tmp_path / "c", SyntheticSpec(image_size=48, train_per_class=1, test_per_class=1, seed=4))
     assert other == classes
     assert (tmp_path / "a" / files_a[0]).read_bytes() != (tmp_path / "c" / files_a[0]).read_bytes()
-    # every crest and every wing mark occurs in both splits
+    # every crest, wing mark and tail pattern occurs in both splits
     for split in ("train", "test"):
-        crests = {name.split("-")[0] for name in classes[split]}
-        wings = {name.split("-")[1] for name in classes[split]}
-        assert len(crests) == 6 and len(wings) == 4
+        for position, vocabulary in enumerate((CRESTS, WING_MARKS, TAILS)):
+            assert {name.split("-")[position] for name in classes[split]} == set(vocabulary)
+    assert [split_of(parts) for _, parts in class_names()].count("train") == 36
     assert detect_layout(tmp_path / "a") == "split-folders"
     assert load_split(tmp_path / "a", "test").classes == tuple(sorted(classes["test"]))
-    assert all(split_of(c, w) in ("train", "test") for _, c, w in class_names())
+
+
+def test_synthetic_classes_differ_only_in_details() -> None:
+    # same nuisance draw (same rng seed), different classes: the images differ only in a small area
+    base = np.asarray(render_bird((0, 0, 0), np.random.default_rng(7), 96), dtype=np.int16)
+    for parts in ((1, 0, 0), (0, 1, 0), (0, 0, 1)):
+        other = np.asarray(render_bird(parts, np.random.default_rng(7), 96), dtype=np.int16)
+        changed = (np.abs(other - base).sum(axis=2) > 0).mean()
+        assert 0.001 < changed < 0.05, (parts, changed)

@@ -10,7 +10,7 @@ from frpt.config import FRPTConfig
 from frpt.errors import FrptError
 from frpt.train import TrainSettings, evaluate_recall, resolve_device, train
 
-SETTINGS = TrainSettings(epochs=2, batch_size=12, lr=1e-2, device="cpu", progress=False)
+SETTINGS = TrainSettings(epochs=2, batch_size=24, lr=1e-2, device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_train_history_and_config(trained, synthetic_root) -> None:
     assert [h.epoch for h in history] == [1, 2]
     assert all(h.loss > 0 and 0 <= h.accuracy <= 1 for h in history)
     assert history[1].loss < history[0].loss  # it learns something on the training classes
-    assert model.config.num_classes == 12 and len(model.config.class_names) == 12
+    assert model.config.num_classes == 36 and len(model.config.class_names) == 36
     assert model.config.class_names == tuple(sorted(p.name for p in (synthetic_root / "train").iterdir()))
     assert not model.training
 
@@ -47,7 +47,7 @@ def test_training_is_deterministic(trained, synthetic_root) -> None:
 def test_evaluate_recall(trained, synthetic_root) -> None:
     model, _ = trained
     result = evaluate_recall(model, synthetic_root)
-    assert result["images"] == 24 and result["classes"] == 12
+    assert result["images"] == 72 and result["classes"] == 36
     values = [result[f"recall@{k}"] for k in (1, 2, 4, 8)]
     assert all(0 <= v <= 1 for v in values) and values == sorted(values)
 
