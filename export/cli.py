@@ -40,6 +40,11 @@ CkptOpt = Annotated[Optional[Path], typer.Option("--ckpt", help="FRPT checkpoint
 LoweringOpt = Annotated[
     Lowering, typer.Option("--lowering", help="standard: DPP as plain ONNX ops; plugin: one frpt::InhomogeneousSample node.")
 ]
+SaliencyOpt = Annotated[
+    Precision,
+    typer.Option("--saliency-precision", help="fp16 graphs: the saliency pass (backbone to the tap + parser) in fp32 "
+                 "(default: the DPP warp amplifies fp16 error) or fp16 (faster; check parity)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 
@@ -78,10 +83,10 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _export(ckpt: Path, out: Path, lowering: str, precision: str, opset: int, ref_images: Path | None):
+def _export(ckpt: Path, out: Path, lowering: str, precision: str, saliency: str, opset: int, ref_images: Path | None):
     export = _load("frpt_export.onnx_export", "export")
     _log(f"exporting {ckpt} -> {out} ({lowering} lowering, {precision}, opset {opset}) ...")
-    return export.export_onnx(ckpt, out, lowering, precision, opset, ref_images)
+    return export.export_onnx(ckpt, out, lowering, precision, opset, ref_images, saliency)
 
 
 def _export_summary(report) -> str:
@@ -90,7 +95,7 @@ def _export_summary(report) -> str:
     return "\n".join(
         [
             f"onnx       {report.onnx_path}: {report.num_nodes} nodes, {report.size_bytes / 2**20:.1f} MiB, "
-            f"{report.precision}, {report.lowering} lowering, opset {report.opset}, "
+            f"{report.precision} (saliency {report.saliency_precision}), {report.lowering} lowering, opset {report.opset}, "
             f"input {report.input_size}px, D={report.embedding_dim} ({report.seconds:.1f} s)",
             f"bundle     {report.bundle_path}",
             f"polygraphy {report.inputs_json}, {report.outputs_json}",
@@ -108,6 +113,7 @@ def onnx(
     precision: Annotated[
         Precision, typer.Option("--precision", help="fp16: backbone in half, saliency/grid/CAH/pooling/L2 in float32.")
     ] = Precision.fp32,
+    saliency_precision: SaliencyOpt = Precision.fp32,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (GridSample needs >= 16; 20+ misparses in TensorRT).")] = 17,
     ref_images: Annotated[
         Optional[Path], typer.Option("--ref-images", help="Folder of reference images for the bundle (default: bundled photos).")
@@ -120,7 +126,7 @@ def onnx(
     def body() -> int:
         if ckpt is None:
             raise FrptError("--ckpt is required: the checkpoint to export")
-        report = _export(ckpt, out, lowering.value, precision.value, opset, ref_images)
+        report = _export(ckpt, out, lowering.value, precision.value, saliency_precision.value, opset, ref_images)
         typer.echo(report.to_json() if json_out else _export_summary(report))
         return 0 if report else EXIT_PARITY_FAILED
 
@@ -171,6 +177,7 @@ def trt(
     fp16: Annotated[bool, typer.Option("--fp16", help="Build from the fp16 graph (exported on the fly from --ckpt).")] = False,
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Engine to write (default: beside the ONNX, .plan).")] = None,
     lowering: LoweringOpt = Lowering.standard,
+    saliency_precision: SaliencyOpt = Precision.fp32,
     min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch of the profile.")] = 1,
     opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the builder tunes for.")] = 32,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Largest batch of the profile.")] = 64,
@@ -202,7 +209,7 @@ def trt(
             source = target.with_suffix(".onnx")
             if onnx_path is not None and source.resolve() == onnx_path.resolve():
                 raise FrptError(f"exporting the {precision} graph would overwrite {onnx_path}: choose another --plan")
-            report = _export(ckpt, source, lowering.value, precision, 17, None)
+            report = _export(ckpt, source, lowering.value, precision, saliency_precision.value, 17, None)
             _log(_export_summary(report))
             if not report:
                 raise FrptError(f"the exported {precision} graph fails parity in ONNX Runtime; not building an engine")

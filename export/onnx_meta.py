@@ -1,7 +1,8 @@
 """Read an exported graph's FRPT facts with ``onnx`` alone (torch-free: engines are built on edge boxes).
 
 ``metadata_props`` written by :func:`frpt_export.onnx_export.export_onnx` (DESIGN.md §3): ``frpt.config``
-(FRPTConfig JSON), ``frpt.toolkit_version``, ``frpt.lowering``, ``frpt.precision``, ``frpt.opset``.
+(FRPTConfig JSON), ``frpt.toolkit_version``, ``frpt.lowering``, ``frpt.precision``, ``frpt.opset`` (required),
+plus ``frpt.saliency_precision`` (informative: the saliency pass's precision in an fp16 graph).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from frpt import __version__
 from frpt.errors import FrptError
 from frpt_export.onnx_meta import has_custom_nodes, read_metadata
 from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, sidecar_path, write_sidecar
+from frpt_runtime.manifest import atomic_write
 
 __all__ = ["BuildReport", "build_engine", "import_tensorrt"]
 
@@ -127,18 +127,6 @@ def _parse(trt: ModuleType, builder, onnx_path: Path, logger):
     return network, parser
 
 
-def _write_atomic(path: Path, data: bytes | memoryview) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_engine(
     onnx_path: str | os.PathLike,
     plan_path: str | os.PathLike,
@@ -205,9 +193,11 @@ def build_engine(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise FrptError(f"TensorRT could not build an engine from {onnx_path}: see the builder log above")
-    _write_atomic(plan_path, memoryview(plan))
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(plan_path, lambda handle: handle.write(memoryview(plan)))
     if cache_path is not None:
-        _write_atomic(cache_path, memoryview(config.get_timing_cache().serialize()))
+        timing = memoryview(config.get_timing_cache().serialize())
+        atomic_write(cache_path, lambda handle: handle.write(timing))
 
     gpu_name, capability = _gpu()
     sidecar = EngineSidecar(

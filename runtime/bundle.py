@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 from frpt import __version__
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
+from frpt_runtime.manifest import atomic_write
 from frpt_runtime.parity import THRESHOLDS
 
 __all__ = ["RefBundle", "save_bundle", "load_bundle", "bundle_path_for"]
@@ -99,20 +99,13 @@ def save_bundle(path: str | os.PathLike, bundle: RefBundle) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                images=bundle.images,
-                embeddings=bundle.embeddings,
-                batch_sizes=bundle.batch_sizes,
-                meta=np.array(json.dumps(bundle.meta, sort_keys=True)),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    arrays = {
+        "images": bundle.images,
+        "embeddings": bundle.embeddings,
+        "batch_sizes": bundle.batch_sizes,
+        "meta": np.array(json.dumps(bundle.meta, sort_keys=True)),
+    }
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
     return path
 
 

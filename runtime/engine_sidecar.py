@@ -11,12 +11,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from frpt.errors import FrptError
+from frpt_runtime.manifest import atomic_write_json
 
 __all__ = ["EngineSidecar", "sidecar_path", "write_sidecar", "read_sidecar", "check_compatible", "sha256_file"]
 
@@ -96,15 +96,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def write_sidecar(plan_path: str | os.PathLike, sidecar: EngineSidecar) -> Path:
     """Write ``<plan>.json`` atomically (temp file in the same folder, then rename). Returns its path."""
     path = sidecar_path(plan_path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(sidecar.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, sidecar.to_dict())
     return path
 
 

@@ -8,7 +8,6 @@ library (plugin issue); here only its clear refusal under TensorRT-RTX is checke
 import importlib
 import json
 
-import numpy as np
 import onnx
 import pytest
 import torch
