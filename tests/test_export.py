@@ -197,3 +197,22 @@ def test_reference_images_from_folder(tmp_path):
     with pytest.raises(FrptError, match="no decodable image"):
         (tmp_path / "empty").mkdir()
         reference_images(SIZE, 0.875, tmp_path / "empty")
+
+
+def test_polygraphy_cli_compares_onnxruntime_against_saved_outputs(exports):
+    """Polygraphy's own `run --load-inputs --load-outputs` accepts the files (as with `model.plan --trt`)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    report = exports[("standard", "fp32")]
+    polygraphy = Path(sys.executable).parent / "polygraphy"
+    if not polygraphy.exists():
+        pytest.skip("polygraphy command-line tool not installed beside this Python")
+    result = subprocess.run(
+        [str(polygraphy), "run", report.onnx_path, "--onnxrt", "--load-inputs", report.inputs_json,
+         "--load-outputs", report.outputs_json, "--atol", "1e-4", "--rtol", "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Passed: 3/3 iterations" in result.stdout + result.stderr
