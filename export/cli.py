@@ -174,7 +174,9 @@ def parity(
 def trt(
     onnx_path: Annotated[Optional[Path], typer.Option("--onnx", help="Exported ONNX graph to build.")] = None,
     ckpt: CkptOpt = None,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Build from the fp16 graph (exported on the fly from --ckpt).")] = False,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Build from the fp16 graph (exported on the fly from --ckpt if needed).")
+    ] = False,
     plan: Annotated[Optional[Path], typer.Option("--plan", help="Engine to write (default: beside the ONNX, .plan).")] = None,
     lowering: LoweringOpt = Lowering.standard,
     saliency_precision: SaliencyOpt = Precision.fp32,
@@ -190,17 +192,18 @@ def trt(
     """Build a strongly typed TensorRT engine (+ sidecar <plan>.json) from an ONNX export or a checkpoint."""
 
     def body() -> int:
-        precision = "fp16" if fp16 else "fp32"
         if onnx_path is None and ckpt is None:
             raise FrptError("give --onnx GRAPH or --ckpt CHECKPOINT")
         graph_precision = None
         if onnx_path is not None:
             graph_precision = _load("frpt_export.onnx_meta", "export").read_metadata(onnx_path)["frpt.precision"]
-            if graph_precision != precision and ckpt is None:
-                raise FrptError(
-                    f"{onnx_path} is the {graph_precision} graph: pass --ckpt to export the {precision} graph "
-                    f"on the fly, or run `frpt-export onnx --precision {precision}`"
-                )
+        # --fp16 asks for the fp16 graph; without it a given graph is built in its own precision
+        precision = "fp16" if fp16 else (graph_precision or "fp32")
+        if onnx_path is not None and graph_precision != precision and ckpt is None:
+            raise FrptError(
+                f"{onnx_path} is the {graph_precision} graph: pass --ckpt to export the {precision} graph "
+                f"on the fly, or run `frpt-export onnx --precision {precision}`"
+            )
         if graph_precision == precision:
             source, target = onnx_path, plan or onnx_path.with_suffix(".plan")
         else:  # export the graph beside the plan, so the plan's bundle is <plan stem>.ref.npz

@@ -1,5 +1,6 @@
 """`frpt-export` CLI: onnx / parity / trt through typer's CliRunner (small 64 px model, one export each)."""
 
+import shutil
 import subprocess
 import sys
 
@@ -90,6 +91,11 @@ def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_pat
     _, fp32_onnx = exported
     refused = _invoke("trt", "--onnx", fp32_onnx, "--fp16")
     assert refused.exit_code == 2 and "--ckpt" in refused.stderr
+    as_is = _invoke("trt", "--onnx", fp32_onnx, "--plan", tmp_path / "as_is" / "m.plan", "--max-batch", 2,
+                    "--opt-batch", 1)
+    assert as_is.exit_code == 0, as_is.output
+    assert read_sidecar(tmp_path / "as_is" / "m.plan").precision == "fp32"
+    shutil.rmtree(tmp_path / "as_is")
     plan = tmp_path / "model.plan"
     result = _invoke("trt", "--ckpt", good, "--fp16", "--plan", plan, "--min-batch", 1, "--opt-batch", 2,
                      "--max-batch", 4)
