@@ -216,3 +216,16 @@ def test_polygraphy_cli_compares_onnxruntime_against_saved_outputs(exports):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Passed: 3/3 iterations" in result.stdout + result.stderr
+
+
+def test_paper_variant_with_gem_neck_exports_at_fp32_parity(tmp_path):
+    """The other DPP variant (stride-4 tap, 31x31 content-aware conv) and the GeM + BN-neck head."""
+    torch.manual_seed(0)
+    cfg = FRPTConfig(input_size=SIZE, num_classes=3, dpp_variant="paper", pooling="gem")
+    model = create_model(cfg, random_init=True).eval()
+    torch.nn.init.normal_(model.parser.conv.weight, std=0.01)
+    model.head.neck.running_mean.normal_()
+    model.head.neck.running_var.uniform_(0.5, 2.0)
+    report = export_onnx(model, tmp_path / "paper.onnx")
+    assert report and report.parity["max_abs"] <= FP32_MAX_ABS
+    assert FRPTConfig.from_json(read_metadata(report.onnx_path)["frpt.config"]) == cfg
