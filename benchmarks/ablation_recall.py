@@ -1,6 +1,6 @@
 """Ablation: frozen-backbone baseline vs FRPT, Recall@1/2/4/8 on held-out synthetic classes (CPU, minutes).
 
-Generates the synthetic fine-grained "birds" set (:mod:`frpt.synthetic`; 12 training classes, 12 disjoint
+Generates the synthetic fine-grained "birds" set (:mod:`frpt.synthetic`; 36 training classes, 36 disjoint
 test classes), trains FRPT on the pretrained EfficientNet-Lite0 (only DPP + CAH + head + classifier
 train), and compares on the test classes with leave-one-out queries:
 
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from frpt.checkpoint import save_checkpoint
 from frpt.config import FRPTConfig
 from frpt.datasets import ImageListDataset, load_split
 from frpt.metrics import recall_at_k
@@ -55,22 +56,27 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--pooling", choices=("avg", "gem"), default="avg")
     parser.add_argument("--cah-reduction", type=int, default=8)
+    parser.add_argument("--embedding-dim", type=int, default=256, help="head projection width (0: none)")
     parser.add_argument("--train-per-class", type=int, default=8)
     parser.add_argument("--test-per-class", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--save-ckpt", type=Path, help="also save the trained FRPT checkpoint here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp) / "synthetic"
         if args.data is None:
             generate_synthetic(root, SyntheticSpec(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed))
-        config = FRPTConfig(input_size=args.input_size, pooling=args.pooling, cah_reduction=args.cah_reduction)
+        config = FRPTConfig(input_size=args.input_size, pooling=args.pooling, cah_reduction=args.cah_reduction,
+                              embedding_dim=args.embedding_dim)
         start = time.perf_counter()
         model, history = train(
             config, root, TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu")
         )
         train_seconds = time.perf_counter() - start
+        if args.save_ckpt:
+            save_checkpoint(model, args.save_ckpt)
         test = ImageListDataset(load_split(root, "test"), args.input_size, model.config.crop_pct)
         frpt_emb, labels = embed_dataset(model, test)
         rows = {"baseline (frozen GAP)": recall_at_k(baseline_embeddings(model, test), labels), "FRPT": recall_at_k(frpt_emb, labels)}

@@ -5,7 +5,8 @@ Provenance: FRPT (Wang et al., AAAI 2023), §3.3, Eq. (6)-(7); released code ``M
 * :class:`CAH`: ``w = sigmoid(W2 relu(W1 GAP(F)))`` (SE form, reduction ``r``),
   ``F' = w * F + (1 - w) * IN(F)`` with parameter-free InstanceNorm (eps 1e-5). Shapes preserved.
 * :class:`EmbeddingHead`: global pooling of ``F'`` -- average (paper, default) or GeM followed by a
-  BatchNorm neck (released code) -- to an *unnormalised* embedding ``[N, C]``.
+  BatchNorm neck (released code) -- optionally through a linear projection ``C -> D``, to an
+  *unnormalised* embedding ``[N, D]`` (``D = C`` without projection).
 """
 
 from __future__ import annotations
@@ -77,27 +78,30 @@ class GeM(nn.Module):
 
 
 class EmbeddingHead(nn.Module):
-    """Pooling (+ BN neck for GeM) to the unnormalised embedding.
+    """Pooling, optional linear projection, and (for GeM) a BN neck: the unnormalised embedding.
 
     Args:
-        channels: feature channels ``C`` (= embedding dim ``D``).
+        channels: feature channels ``C``.
         pooling: ``avg`` or ``gem``.
         gem_p: initial GeM exponent.
+        embedding_dim: projection width ``D``; 0 keeps ``D = C`` (no projection).
     """
 
-    def __init__(self, channels: int, pooling: str = "avg", gem_p: float = 3.0) -> None:
+    def __init__(self, channels: int, pooling: str = "avg", gem_p: float = 3.0, embedding_dim: int = 0) -> None:
         super().__init__()
         if pooling not in ("avg", "gem"):
             raise ValueError(f"pooling must be 'avg' or 'gem', got {pooling!r}")
         self.pooling = pooling
-        self.embedding_dim = channels
+        self.embedding_dim = embedding_dim or channels
         self.gem = GeM(gem_p) if pooling == "gem" else None
-        self.neck = nn.BatchNorm1d(channels) if pooling == "gem" else None
+        self.proj = nn.Linear(channels, embedding_dim) if embedding_dim else None
+        self.neck = nn.BatchNorm1d(self.embedding_dim) if pooling == "gem" else None
         if self.neck is not None:
             self.neck.bias.requires_grad_(False)  # BN neck without shift, as in the released code
 
     def forward(self, features: Tensor) -> Tensor:
-        """``[N, C, h, w]`` -> ``[N, C]`` float (unnormalised)."""
-        if self.gem is None:
-            return features.mean(dim=(2, 3))
-        return self.neck(self.gem(features))
+        """``[N, C, h, w]`` -> ``[N, D]`` float (unnormalised)."""
+        pooled = features.mean(dim=(2, 3)) if self.gem is None else self.gem(features)
+        if self.proj is not None:
+            pooled = self.proj(pooled)
+        return pooled if self.neck is None else self.neck(pooled)

@@ -77,6 +77,7 @@ def train_command(
     dpp_variant: Annotated[str, typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv).")] = "released",
     pooling: Annotated[str, typer.Option("--pooling", help="avg (paper) or gem (released code, with BN neck).")] = "avg",
     cah_reduction: Annotated[int, typer.Option("--cah-reduction", min=1, help="CAH SE reduction ratio r.")] = 8,
+    embedding_dim: Annotated[int, typer.Option("--embedding-dim", min=0, help="Trainable projection after pooling (0: the paper's plain pooled features).")] = 256,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing", min=0.0, max=1.0)] = 0.0,
     evaluate: Annotated[bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")] = False,
     device: DeviceOpt = "auto",
@@ -103,7 +104,8 @@ def train_command(
         try:
             config = FRPTConfig(
                 backbone=backbone, input_size=input_size, pixel_mean=mean, pixel_std=std, dpp_variant=dpp_variant,
-                pooling=pooling, cah_reduction=cah_reduction, label_smoothing=label_smoothing,
+                pooling=pooling, cah_reduction=cah_reduction, embedding_dim=embedding_dim,
+                label_smoothing=label_smoothing,
             )
         except ValueError as exc:
             raise FrptError(str(exc)) from None

@@ -34,6 +34,8 @@ class FRPTConfig:
         cah_reduction: SE reduction ratio ``r`` of the category-specific awareness head (paper 8).
         pooling: ``avg`` (paper) or ``gem`` (released code, with a BN neck).
         gem_p: initial GeM exponent.
+        embedding_dim: width ``D`` of an optional trainable linear projection after pooling; 0 (paper)
+            means none, ``D`` = the backbone's feature channels.
         num_classes: classifier outputs.
         class_names: training class names (may be empty).
         label_smoothing: cross-entropy label smoothing.
@@ -52,6 +54,7 @@ class FRPTConfig:
     cah_reduction: int = 8
     pooling: str = "avg"
     gem_p: float = 3.0
+    embedding_dim: int = 0
     num_classes: int = 100
     class_names: tuple[str, ...] = field(default_factory=tuple)
     label_smoothing: float = 0.0
@@ -61,6 +64,8 @@ class FRPTConfig:
             raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.embedding_dim < 0:
+            raise ValueError(f"embedding_dim must be >= 0 (0 = no projection), got {self.embedding_dim}")
         if self.grid < 2 or self.pad < 0 or self.fwhm <= 0 or self.input_size < 8:
             raise ValueError(f"invalid geometry: grid={self.grid} pad={self.pad} fwhm={self.fwhm}")
 

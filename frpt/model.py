@@ -64,7 +64,7 @@ class FRPT(nn.Module):
         self.parser = ContentParser(backbone.tap_channels, config.dpp_variant, config.paper_kernel)
         self.sampler: nn.Module = ReferenceSampler(config.pad, config.fwhm)
         self.cah = CAH(backbone.num_features, config.cah_reduction)
-        self.head = EmbeddingHead(backbone.num_features, config.pooling, config.gem_p)
+        self.head = EmbeddingHead(backbone.num_features, config.pooling, config.gem_p, config.embedding_dim)
         self.classifier = nn.Linear(self.head.embedding_dim, config.num_classes)
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)

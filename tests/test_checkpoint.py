@@ -16,7 +16,7 @@ from frpt.model import create_model
 @pytest.fixture
 def saved(tmp_path, tiny_config: FRPTConfig):
     torch.manual_seed(0)
-    model = create_model(tiny_config.replace(class_names=tuple("abcde")), random_init=True)
+    model = create_model(tiny_config.replace(class_names=tuple("abcde"), embedding_dim=8), random_init=True)
     with torch.no_grad():
         model.parser.conv.weight.normal_(0, 0.05)
         model.classifier.bias.fill_(0.5)

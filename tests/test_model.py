@@ -90,7 +90,12 @@ def _model(config: FRPTConfig, seed: int = 0) -> FRPT:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"dpp_variant": "paper", "paper_kernel": 7}, {"pooling": "gem"}, {"input_size": 45, "cah_reduction": 1}],
+    [
+        {},
+        {"dpp_variant": "paper", "paper_kernel": 7},
+        {"pooling": "gem", "embedding_dim": 16},
+        {"input_size": 45, "cah_reduction": 1, "embedding_dim": 8},
+    ],
 )
 def test_forward_contract(tiny_config: FRPTConfig, overrides: dict) -> None:
     config = tiny_config.replace(**overrides)
@@ -98,6 +103,7 @@ def test_forward_contract(tiny_config: FRPTConfig, overrides: dict) -> None:
     s = config.input_size
     images = torch.randint(0, 256, (2, s, s, 3), dtype=torch.uint8)
     out = model(model.prepare(images))
+    assert model.embedding_dim == (config.embedding_dim or 1280)
     assert out.embedding.shape == (2, model.embedding_dim) and out.embedding.dtype == torch.float32
     assert torch.allclose(out.embedding.norm(dim=1), torch.ones(2), atol=1e-5)
     assert out.logits.shape == (2, config.num_classes)
@@ -185,3 +191,7 @@ def test_heads() -> None:
     cubic = EmbeddingHead(8, "gem", gem_p=3.0)
     assert torch.allclose(cubic.gem(feats), feats.pow(3).mean(dim=(2, 3)).pow(1 / 3), atol=1e-6)
     assert not cubic.neck.bias.requires_grad and cubic.gem.p.requires_grad
+    projected = EmbeddingHead(8, "avg", embedding_dim=3)
+    assert projected.embedding_dim == 3
+    assert torch.allclose(projected(feats), projected.proj(feats.mean(dim=(2, 3))), atol=1e-6)
+    assert EmbeddingHead(8, "gem", embedding_dim=3).neck.num_features == 3
