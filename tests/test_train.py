@@ -62,3 +62,13 @@ def test_errors(tmp_path) -> None:
     if not torch.cuda.is_available():
         with pytest.raises(FrptError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU for the AMP training path")
+def test_cuda_amp_training(synthetic_root) -> None:
+    settings = TrainSettings(epochs=1, batch_size=24, device="cuda", progress=False)
+    model, history = train(FRPTConfig(input_size=64), synthetic_root, settings, random_init=True)
+    assert next(model.parameters()).is_cuda and history[0].loss == history[0].loss  # finite, not NaN
+    result = evaluate_recall(model, synthetic_root)
+    assert 0 <= result["recall@1"] <= 1
