@@ -24,6 +24,7 @@ def test_backbone_frozen_with_taps(name: str) -> None:
     x = torch.randn(1, 3, 64, 64)
     for stride, channels in taps.items():
         bb = create_backbone(name, tap_stride=stride, random_init=True)
+        assert bb.tap_channels_by_stride == taps and bb.tap_channels == channels and bb.num_features == features
         assert all(not p.requires_grad for p in bb.parameters())
         bb.train()
         assert not bb.training and not any(m.training for m in bb.modules())
@@ -195,3 +196,21 @@ def test_heads() -> None:
     assert projected.embedding_dim == 3
     assert torch.allclose(projected(feats), projected.proj(feats.mean(dim=(2, 3))), atol=1e-6)
     assert EmbeddingHead(8, "gem", embedding_dim=3).neck.num_features == 3
+
+
+def test_warp_panels(tiny_config: FRPTConfig) -> None:
+    from frpt.visualize import warp_grid, warp_panels
+
+    model = create_model(tiny_config, random_init=True)  # zero-initialised parser: uniform saliency
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    images = torch.stack((xx * 4, yy * 4, (xx + yy) * 2), dim=-1).to(torch.uint8)[None].repeat(2, 1, 1, 1)
+    original, overlay, warped = warp_panels(model, images)
+    assert original.shape == overlay.shape == warped.shape == (2, 64, 64, 3) and warped.dtype == np.uint8
+    assert np.array_equal(original, images.numpy())
+    assert np.abs(warped.astype(int) - original.astype(int)).max() <= 3  # near-identity warp of a smooth ramp
+    with torch.no_grad():
+        model.parser.conv.bias.fill_(0.0)
+        model.parser.conv.weight.normal_(0, 1.0)
+    _, _, moved = warp_panels(model, images)
+    assert np.abs(moved.astype(int) - original.astype(int)).max() > 10
+    assert warp_grid(model, images).size == (3 * 64, 64 * 2 + 14)
