@@ -67,19 +67,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp) / "synthetic"
         if args.data is None:
-            generate_synthetic(root, SyntheticSpec(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed))
-        config = FRPTConfig(input_size=args.input_size, pooling=args.pooling, cah_reduction=args.cah_reduction,
-                              embedding_dim=args.embedding_dim)
+            generate_synthetic(
+                root,
+                SyntheticSpec(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed),
+            )
+        config = FRPTConfig(
+            input_size=args.input_size,
+            pooling=args.pooling,
+            cah_reduction=args.cah_reduction,
+            embedding_dim=args.embedding_dim,
+        )
         start = time.perf_counter()
         model, history = train(
-            config, root, TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu")
+            config,
+            root,
+            TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device="cpu"),
         )
         train_seconds = time.perf_counter() - start
         if args.save_ckpt:
             save_checkpoint(model, args.save_ckpt)
         test = ImageListDataset(load_split(root, "test"), args.input_size, model.config.crop_pct)
         frpt_emb, labels = embed_dataset(model, test)
-        rows = {"baseline (frozen GAP)": recall_at_k(baseline_embeddings(model, test), labels), "FRPT": recall_at_k(frpt_emb, labels)}
+        rows = {
+            "baseline (frozen GAP)": recall_at_k(baseline_embeddings(model, test), labels),
+            "FRPT": recall_at_k(frpt_emb, labels),
+        }
 
     result = {
         "rows": rows,
@@ -93,8 +105,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"held-out classes: {result['test_classes']}, images: {result['test_images']}, input {args.input_size}px, "
-          f"{args.epochs} epochs, train {train_seconds:.0f} s on CPU")
+    print(
+        f"held-out classes: {result['test_classes']}, images: {result['test_images']}, input {args.input_size}px, "
+        f"{args.epochs} epochs, train {train_seconds:.0f} s on CPU"
+    )
     print(f"{'method':<24}" + "".join(f"{'R@' + str(k):>8}" for k in (1, 2, 4, 8)))
     for name, recall in rows.items():
         print(f"{name:<24}" + "".join(f"{100 * recall[f'recall@{k}']:8.1f}" for k in (1, 2, 4, 8)))

@@ -111,7 +111,9 @@ class FrozenBackbone(nn.Module):
         return self.forward_features(x)
 
 
-def register_backbone(name: str, mean: Sequence[float], std: Sequence[float]) -> Callable[[BackboneFactory], BackboneFactory]:
+def register_backbone(
+    name: str, mean: Sequence[float], std: Sequence[float]
+) -> Callable[[BackboneFactory], BackboneFactory]:
     """Decorator registering a backbone factory under ``name`` with the pixel statistics its weights expect."""
 
     def wrap(fn: BackboneFactory) -> BackboneFactory:
@@ -171,7 +173,9 @@ def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt / pickled files
-        raise FrptError(f"cannot read {what} weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise FrptError(
+            f"cannot read {what} weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
@@ -197,7 +201,9 @@ def _load_in_order(module: nn.Module, source: dict[str, Tensor], what: str) -> N
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
         if tensor.shape != ref.shape:
-            raise FrptError(f"{what} weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(ref.shape)}")
+            raise FrptError(
+                f"{what} weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(ref.shape)}"
+            )
         mapped[dst_key] = tensor
     module.load_state_dict(mapped, strict=True)
 
@@ -243,5 +249,11 @@ def _resnet50(tap_stride: int, weights: str | Path | None, random_init: bool, ke
     stages = [stem, net.layer1, net.layer2, net.layer3, net.layer4]
     classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), net.fc) if keep_classifier else None
     return FrozenBackbone(
-        "resnet50", stages, {4: 1, 8: 2, 16: 3, 32: 4}, {4: 256, 8: 512, 16: 1024, 32: 2048}, 2048, tap_stride, classifier
+        "resnet50",
+        stages,
+        {4: 1, 8: 2, 16: 3, 32: 4},
+        {4: 256, 8: 512, 16: 1024, 32: 2048},
+        2048,
+        tap_stride,
+        classifier,
     )

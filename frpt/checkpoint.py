@@ -61,7 +61,9 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
             raise FrptError(
                 f"refusing {path}: it contains pickled Python objects, not plain weights; re-save it with frpt-train"
             ) from None
-        raise FrptError(f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(exc).__name__}") from None
+        raise FrptError(
+            f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(exc).__name__}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FrptError(f"{path} is not an FRPT checkpoint (no '{CHECKPOINT_FORMAT}' header); save it with frpt-train")
     if payload.get("format_version") != CHECKPOINT_VERSION:

@@ -62,24 +62,48 @@ def _print_recall(recall: dict, as_json: bool) -> None:
 
 @train_app.command(no_args_is_help=True)
 def train_command(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root (ImageFolder, train/test folders, CUB, Cars, Aircraft).")] = None,
-    synthetic: Annotated[Optional[Path], typer.Option("--synthetic", help="Generate the synthetic birds set here and train on it.")] = None,
-    synthetic_per_class: Annotated[int, typer.Option("--synthetic-per-class", min=2, help="Synthetic training images per class (test: half).")] = 8,
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", help="Dataset root (ImageFolder, train/test folders, CUB, Cars, Aircraft)."),
+    ] = None,
+    synthetic: Annotated[
+        Optional[Path], typer.Option("--synthetic", help="Generate the synthetic birds set here and train on it.")
+    ] = None,
+    synthetic_per_class: Annotated[
+        int, typer.Option("--synthetic-per-class", min=2, help="Synthetic training images per class (test: half).")
+    ] = 8,
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")] = Path("frpt.pt"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
     batch_size: BatchOpt = 32,
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     input_size: Annotated[int, typer.Option("--input-size", min=32, help="Model input side in pixels.")] = 224,
-    backbone: Annotated[str, typer.Option("--backbone", help="efficientnet_lite0 (packaged weights) or resnet50.")] = "efficientnet_lite0",
-    backbone_weights: Annotated[Optional[str], typer.Option("--backbone-weights", help="Backbone weights file (torchvision format for resnet50).")] = None,
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="efficientnet_lite0 (packaged weights) or resnet50.")
+    ] = "efficientnet_lite0",
+    backbone_weights: Annotated[
+        Optional[str],
+        typer.Option("--backbone-weights", help="Backbone weights file (torchvision format for resnet50)."),
+    ] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights (tests only).")] = False,
-    dpp_variant: Annotated[str, typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv).")] = "released",
-    pooling: Annotated[str, typer.Option("--pooling", help="avg (paper) or gem (released code, with BN neck).")] = "avg",
+    dpp_variant: Annotated[
+        str,
+        typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv)."),
+    ] = "released",
+    pooling: Annotated[
+        str, typer.Option("--pooling", help="avg (paper) or gem (released code, with BN neck).")
+    ] = "avg",
     cah_reduction: Annotated[int, typer.Option("--cah-reduction", min=1, help="CAH SE reduction ratio r.")] = 8,
-    embedding_dim: Annotated[int, typer.Option("--embedding-dim", min=0, help="Trainable projection after pooling (0: the paper's plain pooled features).")] = 256,
+    embedding_dim: Annotated[
+        int,
+        typer.Option(
+            "--embedding-dim", min=0, help="Trainable projection after pooling (0: the paper's plain pooled features)."
+        ),
+    ] = 256,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing", min=0.0, max=1.0)] = 0.0,
-    evaluate: Annotated[bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")] = False,
+    evaluate: Annotated[
+        bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")
+    ] = False,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -98,13 +122,24 @@ def train_command(
         root = data
         if synthetic is not None:
             typer.echo(f"generating the synthetic set in {synthetic}", err=True)
-            generate_synthetic(synthetic, SyntheticSpec(train_per_class=synthetic_per_class, test_per_class=max(2, synthetic_per_class // 2), seed=seed))
+            generate_synthetic(
+                synthetic,
+                SyntheticSpec(
+                    train_per_class=synthetic_per_class, test_per_class=max(2, synthetic_per_class // 2), seed=seed
+                ),
+            )
             root = synthetic
         mean, std = backbone_pixel_stats(backbone)
         try:
             config = FRPTConfig(
-                backbone=backbone, input_size=input_size, pixel_mean=mean, pixel_std=std, dpp_variant=dpp_variant,
-                pooling=pooling, cah_reduction=cah_reduction, embedding_dim=embedding_dim,
+                backbone=backbone,
+                input_size=input_size,
+                pixel_mean=mean,
+                pixel_std=std,
+                dpp_variant=dpp_variant,
+                pooling=pooling,
+                cah_reduction=cah_reduction,
+                embedding_dim=embedding_dim,
                 label_smoothing=label_smoothing,
             )
         except ValueError as exc:
@@ -123,8 +158,10 @@ def train_command(
             typer.echo(json.dumps(summary, indent=2))
             return
         p = summary["parameters"]
-        typer.echo(f"checkpoint {out}: {p['trainable']:,} trainable of {p['total']:,} parameters; "
-                   f"final loss {history[-1].loss:.4f}, train accuracy {history[-1].accuracy:.3f}")
+        typer.echo(
+            f"checkpoint {out}: {p['trainable']:,} trainable of {p['total']:,} parameters; "
+            f"final loss {history[-1].loss:.4f}, train accuracy {history[-1].accuracy:.3f}"
+        )
         if evaluate:
             _print_recall(summary["test"], False)
 
@@ -137,8 +174,12 @@ def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
     split: Annotated[str, typer.Option("--split", help="test (held-out classes) or train.")] = "test",
     batch_size: BatchOpt = 64,
-    show_warps: Annotated[int, typer.Option("--show-warps", min=0, help="Also draw N original / saliency / DPP-perturbed rows.")] = 0,
-    warps_png: Annotated[Path, typer.Option("--warps-png", help="Where --show-warps writes its PNG.")] = Path("warps.png"),
+    show_warps: Annotated[
+        int, typer.Option("--show-warps", min=0, help="Also draw N original / saliency / DPP-perturbed rows.")
+    ] = 0,
+    warps_png: Annotated[Path, typer.Option("--warps-png", help="Where --show-warps writes its PNG.")] = Path(
+        "warps.png"
+    ),
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     debug: DebugOpt = False,

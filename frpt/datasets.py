@@ -110,7 +110,10 @@ def _cars(root: Path, split: str) -> RetrievalSplit:
         devkit = root / "devkit"
         names = _mat_strings(loadmat(devkit / "cars_meta.mat")["class_names"])
         items = []
-        for annos_file, folder in (("cars_train_annos.mat", "cars_train"), ("cars_test_annos_withlabels.mat", "cars_test")):
+        for annos_file, folder in (
+            ("cars_train_annos.mat", "cars_train"),
+            ("cars_test_annos_withlabels.mat", "cars_test"),
+        ):
             for a in loadmat(devkit / annos_file)["annotations"].ravel():
                 items.append((root / folder / str(a["fname"].ravel()[0]), int(a["class"].ravel()[0])))
     classes = [f"{i:03d}_{n}" for i, n in enumerate(names, start=1)]
@@ -182,7 +185,9 @@ class ImageListDataset(Dataset):
         cache: keep decoded images in memory after the first read (small datasets, several epochs).
     """
 
-    def __init__(self, split: RetrievalSplit, size: int, crop_pct: float, hflip: bool = False, cache: bool = True) -> None:
+    def __init__(
+        self, split: RetrievalSplit, size: int, crop_pct: float, hflip: bool = False, cache: bool = True
+    ) -> None:
         self.split = split
         self.size = size
         self.crop_pct = crop_pct

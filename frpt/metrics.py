@@ -16,7 +16,9 @@ __all__ = ["DEFAULT_KS", "recall_at_k", "format_recall"]
 DEFAULT_KS = (1, 2, 4, 8)
 
 
-def recall_at_k(embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+def recall_at_k(
+    embeddings: np.ndarray, labels: Sequence[int] | np.ndarray, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
     """Leave-one-out Recall@K under cosine similarity.
 
     Args:

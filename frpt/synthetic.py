@@ -1,9 +1,9 @@
 """Synthetic fine-grained dataset: "birds" whose sub-classes differ only in small local details.
 
-Every image shows one bird (body, head, eye, beak, tail) on a cluttered background. The class is the pair
-(crest shape on the head, mark on the wing, pattern on the tail): all small parts of the bird. Everything else is nuisance,
-drawn independently of the class: body colour, position, scale, rotation, left/right flip, background
-gradient and clutter shapes. Retrieval must therefore look at the details, as in CUB-200.
+Every image shows one bird (body, head, eye, beak, tail) on a cluttered background. The class is the
+triple (crest shape on the head, mark on the wing, pattern on the tail): all small parts of the bird.
+Everything else is nuisance, drawn independently of the class: body colour, position, scale, rotation,
+left/right flip, background gradient and clutter shapes. Retrieval must therefore look at the details, as in CUB-200.
 
 There are 6 x 4 x 3 = 72 classes, split for retrieval the standard way (disjoint train / test classes): a
 (crest, wing, tail) class goes to ``train`` when ``crest + wing + tail`` is even, else to ``test`` (36 each),
@@ -22,7 +22,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CRESTS", "WING_MARKS", "TAILS", "SyntheticSpec", "class_names", "split_of", "render_bird", "generate_synthetic"]
+__all__ = [
+    "CRESTS",
+    "WING_MARKS",
+    "TAILS",
+    "SyntheticSpec",
+    "class_names",
+    "split_of",
+    "render_bird",
+    "generate_synthetic",
+]
 
 CRESTS = ("bare", "spike", "trident", "knob", "plume", "fork")
 WING_MARKS = ("dot", "bar", "twin", "ring")
@@ -150,7 +159,10 @@ def render_bird(parts: tuple[int, int, int], rng: np.random.Generator, size: int
     r = 0.11 * layer_size
     hx, hy = c + bw * 0.85, c - bh * 1.1
     draw.ellipse([hx - r, hy - r, hx + r, hy + r], fill=(*body, 255))
-    draw.polygon([(hx + 0.8 * r, hy - 0.3 * r), (hx + 1.9 * r, hy + 0.1 * r), (hx + 0.8 * r, hy + 0.4 * r)], fill=(230, 170, 40, 255))
+    draw.polygon(
+        [(hx + 0.8 * r, hy - 0.3 * r), (hx + 1.9 * r, hy + 0.1 * r), (hx + 0.8 * r, hy + 0.4 * r)],
+        fill=(230, 170, 40, 255),
+    )
     draw.ellipse([hx + 0.2 * r, hy - 0.45 * r, hx + 0.55 * r, hy - 0.1 * r], fill=(10, 10, 10, 255))
     crest, wing, tail_kind = parts
     _draw_crest(draw, crest, hx, hy - r, r, ink)

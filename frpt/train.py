@@ -113,7 +113,10 @@ def train(
     model = create_model(config, backbone_weights=backbone_weights, random_init=random_init).to(device)
     data = ImageListDataset(split, config.input_size, config.crop_pct, hflip=settings.hflip)
     loader = DataLoader(
-        data, batch_size=settings.batch_size, shuffle=True, drop_last=len(data) > settings.batch_size,
+        data,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        drop_last=len(data) > settings.batch_size,
         generator=torch.Generator().manual_seed(settings.seed),
     )
     optimiser = torch.optim.AdamW(model.trainable_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

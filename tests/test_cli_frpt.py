@@ -22,8 +22,22 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
     ckpt = tmp_path / "model.pt"
     result = runner.invoke(
         train_app,
-        ["--data", str(synthetic_root), "--random-init", "--input-size", "32", "--epochs", "1", "--batch-size", "12",
-         "--out", str(ckpt), "--device", "cpu", "--json"],
+        [
+            "--data",
+            str(synthetic_root),
+            "--random-init",
+            "--input-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "12",
+            "--out",
+            str(ckpt),
+            "--device",
+            "cpu",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -33,7 +47,8 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
 
     png = tmp_path / "warps.png"
     result = runner.invoke(
-        eval_app, ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "--warps-png", str(png), "--json"]
+        eval_app,
+        ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "--warps-png", str(png), "--json"],
     )
     assert result.exit_code == 0, result.output
     recall = json.loads(result.stdout)

@@ -11,7 +11,16 @@ from PIL import Image
 
 from frpt.datasets import ImageListDataset, detect_layout, load_split
 from frpt.errors import FrptError
-from frpt.synthetic import CRESTS, TAILS, WING_MARKS, SyntheticSpec, class_names, generate_synthetic, render_bird, split_of
+from frpt.synthetic import (
+    CRESTS,
+    TAILS,
+    WING_MARKS,
+    SyntheticSpec,
+    class_names,
+    generate_synthetic,
+    render_bird,
+    split_of,
+)
 
 
 def _png(path: Path, value: int) -> Path:
@@ -58,7 +67,13 @@ def test_cars_annos_layout(tmp_path: Path) -> None:
     for k in range(8):
         cls = k % 4 + 1
         _png(tmp_path / "car_ims" / f"{k:06d}.jpg", k)
-        records.append({"relative_im_path": f"car_ims/{k:06d}.jpg", "class": np.array([[cls]], dtype=np.uint8), "test": np.array([[k % 2]])})
+        records.append(
+            {
+                "relative_im_path": f"car_ims/{k:06d}.jpg",
+                "class": np.array([[cls]], dtype=np.uint8),
+                "test": np.array([[k % 2]]),
+            }
+        )
     names = np.array([["AM General Hummer"], ["Acura RL"], ["BMW M3"], ["Audi TT"]], dtype=object)
     savemat(tmp_path / "cars_annos.mat", {"annotations": _struct(records), "class_names": names.T})
     assert detect_layout(tmp_path) == "cars"
@@ -73,17 +88,25 @@ def test_cars_devkit_layout(tmp_path: Path) -> None:
     from scipy.io import savemat
 
     (tmp_path / "devkit").mkdir()
-    for annos, folder, offset in (("cars_train_annos.mat", "cars_train", 0), ("cars_test_annos_withlabels.mat", "cars_test", 4)):
+    for annos, folder, offset in (
+        ("cars_train_annos.mat", "cars_train", 0),
+        ("cars_test_annos_withlabels.mat", "cars_test", 4),
+    ):
         recs = []
         for k in range(4):
             _png(tmp_path / folder / f"{k + offset:05d}.jpg", k)
             recs.append({"fname": f"{k + offset:05d}.jpg", "class": np.array([[k + 1]], dtype=np.uint8)})
         savemat(tmp_path / "devkit" / annos, {"annotations": _struct(recs)})
-    savemat(tmp_path / "devkit" / "cars_meta.mat", {"class_names": np.array([["a"], ["b"], ["c"], ["d"]], dtype=object).T})
+    savemat(
+        tmp_path / "devkit" / "cars_meta.mat", {"class_names": np.array([["a"], ["b"], ["c"], ["d"]], dtype=object).T}
+    )
     test = load_split(tmp_path, "test")
     assert test.classes == ("003_c", "004_d")
     assert [p.relative_to(tmp_path).as_posix() for p in test.paths] == [
-        "cars_train/00002.jpg", "cars_train/00003.jpg", "cars_test/00006.jpg", "cars_test/00007.jpg"
+        "cars_train/00002.jpg",
+        "cars_train/00003.jpg",
+        "cars_test/00006.jpg",
+        "cars_test/00007.jpg",
     ]
 
 
@@ -104,7 +127,10 @@ def test_aircraft_layout(tmp_path: Path) -> None:
     test = load_split(root, "test")
     assert test.classes == ("Cessna 172", "F-16A/B")
     assert [(p.stem, l) for p, l in zip(test.paths, test.labels)] == [
-        ("1000002", 0), ("1000003", 1), ("1000006", 0), ("1000007", 1)
+        ("1000002", 0),
+        ("1000003", 1),
+        ("1000006", 0),
+        ("1000007", 1),
     ]
 
 
@@ -132,7 +158,9 @@ def test_synthetic_generator_deterministic_and_split(tmp_path: Path) -> None:
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
     assert len(files_a) == 72
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files_a)
-    other = generate_synthetic(tmp_path / "c", SyntheticSpec(image_size=48, train_per_class=1, test_per_class=1, seed=4))
+    other = generate_synthetic(
+        tmp_path / "c", SyntheticSpec(image_size=48, train_per_class=1, test_per_class=1, seed=4)
+    )
     assert other == classes
     assert (tmp_path / "a" / files_a[0]).read_bytes() != (tmp_path / "c" / files_a[0]).read_bytes()
     # every crest, wing mark and tail pattern occurs in both splits

@@ -20,7 +20,9 @@ def test_known_answers() -> None:
     emb = _angles([0, 10, 100, 110, 200, 215])
     labels = [0, 1, 1, 0, 2, 2]
     r = recall_at_k(emb, labels, ks=(1, 2, 3, 4, 5))
-    assert r == pytest.approx({"recall@1": 2 / 6, "recall@2": 4 / 6, "recall@3": 5 / 6, "recall@4": 5 / 6, "recall@5": 1.0})
+    assert r == pytest.approx(
+        {"recall@1": 2 / 6, "recall@2": 4 / 6, "recall@3": 5 / 6, "recall@4": 5 / 6, "recall@5": 1.0}
+    )
 
 
 def test_leave_one_out_and_scale_invariance() -> None:

@@ -39,7 +39,9 @@ def test_backbone_untouched_by_training(trained) -> None:
 
 def test_training_is_deterministic(trained, synthetic_root) -> None:
     model, history = trained
-    again, history_again = train(FRPTConfig(input_size=32, label_smoothing=0.1), synthetic_root, SETTINGS, random_init=True)
+    again, history_again = train(
+        FRPTConfig(input_size=32, label_smoothing=0.1), synthetic_root, SETTINGS, random_init=True
+    )
     assert [h.loss for h in history] == [h.loss for h in history_again]
     assert torch.equal(model.parser.conv.weight, again.parser.conv.weight)
 
