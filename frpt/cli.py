@@ -170,8 +170,11 @@ def train_command(
 
 @eval_app.command(no_args_is_help=True)
 def eval_command(
-    ckpt: Annotated[Path, typer.Option("--ckpt", help="Checkpoint written by frpt-train.")],
-    data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
+    ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="Checkpoint written by frpt-train.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root (with --ckpt).")] = None,
+    embeddings: Annotated[
+        Optional[Path], typer.Option("--embeddings", help="frpt-embed output folder to score instead (no model run).")
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="test (held-out classes) or train.")] = "test",
     batch_size: BatchOpt = 64,
     show_warps: Annotated[
@@ -184,9 +187,18 @@ def eval_command(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Print Recall@K of a checkpoint on a dataset split."""
+    """Print Recall@K of a checkpoint on a dataset split, or of frpt-embed's written embeddings."""
 
     def body() -> None:
+        if embeddings is not None:
+            if ckpt is not None or data is not None:
+                raise FrptError("give either --embeddings DIR or --ckpt with --data, not both")
+            from frpt.metrics import recall_from_embeddings
+
+            _print_recall(recall_from_embeddings(embeddings), as_json)
+            return
+        if ckpt is None or data is None:
+            raise FrptError("give --ckpt CKPT --data DIR (or --embeddings DIR from frpt-embed)")
         import torch
 
         from frpt.checkpoint import load_checkpoint

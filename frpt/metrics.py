@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pathlib import Path, PurePosixPath
+
 import numpy as np
 
-__all__ = ["DEFAULT_KS", "recall_at_k", "format_recall"]
+from frpt.errors import FrptError
+
+__all__ = ["DEFAULT_KS", "recall_at_k", "recall_from_embeddings", "format_recall"]
 
 DEFAULT_KS = (1, 2, 4, 8)
 
@@ -50,6 +54,36 @@ def recall_at_k(
     order = np.argsort(-sim, axis=1, kind="stable")[:, : max(ks)]
     hits = lab[order] == lab[:, None]  # [M, Kmax]
     return {f"recall@{k}": float(hits[:, :k].any(axis=1).mean()) for k in ks}
+
+
+def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
+    """Recall@K of what ``frpt-embed`` wrote (``embeddings.npy`` + ``manifest.json``) in ``out_dir``.
+
+    An image's class is its folder relative to the embedded root (ImageFolder layout).
+
+    Returns:
+        ``{"recall@K": ...}`` (K below the image count) plus ``"images"`` and ``"classes"``.
+
+    Raises:
+        FrptError: missing or inconsistent files, fewer than two images.
+    """
+    from frpt_runtime.manifest import EMBEDDINGS_FILE, read_manifest
+
+    manifest = read_manifest(out_dir)
+    path = Path(out_dir) / EMBEDDINGS_FILE
+    try:
+        embeddings = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise FrptError(f"cannot read {path} ({type(exc).__name__}): run frpt-embed to write it") from None
+    images = manifest.get("images", [])
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(images) or len(images) < 2:
+        raise FrptError(f"{path} has shape {embeddings.shape} but the manifest lists {len(images)} images")
+    folders = [PurePosixPath(p).parent.as_posix() for p in images]
+    index = {name: i for i, name in enumerate(sorted(set(folders)))}
+    labels = np.array([index[f] for f in folders])
+    result: dict[str, float] = dict(recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
+    result.update(images=len(images), classes=len(index))
+    return result
 
 
 def format_recall(recall: dict[str, float]) -> str:

@@ -60,6 +60,20 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
     assert human.exit_code == 0 and human.stdout.startswith("R@1") and "72 images, 36 classes" in human.stdout
 
 
+def test_eval_of_frpt_embed_output(tmp_path) -> None:
+    import numpy as np
+    from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, MANIFEST_FORMAT
+
+    np.save(tmp_path / EMBEDDINGS_FILE, np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32))
+    manifest = {"format": MANIFEST_FORMAT, "images": ["a/1.png", "b/1.png", "b/2.png", "a/2.png"]}
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recall@1"] == 0.0  # nearest neighbours are all of the other class
+    result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--ckpt", "x.pt"])
+    assert result.exit_code == 2 and "not both" in result.stderr
+
+
 def test_user_errors_are_one_line_exit_2(tmp_path, synthetic_root) -> None:
     result = runner.invoke(eval_app, ["--ckpt", str(tmp_path / "absent.pt"), "--data", str(synthetic_root)])
     assert result.exit_code == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,31 @@ def test_errors_and_format() -> None:
     with pytest.raises(ValueError):
         recall_at_k(np.array([[np.nan, 1.0], [1.0, 0.0]]), [0, 1], ks=(1,))
     assert format_recall({"recall@1": 0.5, "recall@2": 1.0}) == "R@1  50.0  R@2 100.0"
+
+
+def _write_embed_dir(out, images: list[str], rows: np.ndarray) -> None:
+    from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, MANIFEST_FORMAT
+
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / EMBEDDINGS_FILE, rows.astype(np.float32))
+    (out / MANIFEST_FILE).write_text(json.dumps({"format": MANIFEST_FORMAT, "images": images}))
+
+
+def test_recall_from_frpt_embed_output(tmp_path) -> None:
+    from frpt.errors import FrptError
+    from frpt.metrics import recall_from_embeddings
+
+    images = ["b/1.png", "a/1.png", "b/2.png", "a/2.png", "c/x/1.png", "c/x/2.png"]
+    rows = _angles([0, 100, 10, 110, 200, 215])  # classes by folder: b, a, b, a, c/x, c/x -> all rank 1
+    _write_embed_dir(tmp_path / "ok", images, rows)
+    assert recall_from_embeddings(tmp_path / "ok", ks=(1, 2)) == {
+        "recall@1": 1.0,
+        "recall@2": 1.0,
+        "images": 6,
+        "classes": 3,
+    }
+    _write_embed_dir(tmp_path / "bad", images[:5], rows)
+    with pytest.raises(FrptError, match="manifest lists 5 images"):
+        recall_from_embeddings(tmp_path / "bad")
+    with pytest.raises(FrptError, match="frpt-embed"):
+        recall_from_embeddings(tmp_path / "absent")
