@@ -75,7 +75,7 @@ def train_command(
     out: Annotated[Path, typer.Option("--out", help="Checkpoint to write.")] = Path("frpt.pt"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
     batch_size: BatchOpt = 32,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 3e-3,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     input_size: Annotated[int, typer.Option("--input-size", min=32, help="Model input side in pixels.")] = 224,
     backbone: Annotated[

@@ -45,7 +45,7 @@ class TrainSettings:
 
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
     hflip: bool = True
