@@ -10,9 +10,17 @@ train), and compares on the test classes with leave-one-out queries:
 Both see the same decoded pixels (``frpt_runtime.images.load_image``). The default input size is 128 px
 to keep the run to a few minutes on 2 CPU cores; pass ``--input-size 224`` for the paper's resolution.
 
+Measured with the defaults (seed 0, 2-core CPU, ~70 s of training; Recall@K in %, 360 held-out images):
+
+    method                       R@1     R@2     R@4     R@8
+    baseline (frozen GAP)       13.9    24.7    37.8    53.6
+    FRPT                        20.8    31.9    48.9    68.1
+
+and at ``--input-size 224`` (~190 s): baseline 13.9 / 27.2 / 39.2 / 57.8, FRPT 21.9 / 35.0 / 53.3 / 71.9.
+
 Usage::
 
-    .venv/bin/python benchmarks/ablation_recall.py [--epochs 12] [--input-size 128] [--data DIR]
+    .venv/bin/python benchmarks/ablation_recall.py [--epochs 10] [--input-size 128] [--data DIR]
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ def baseline_embeddings(model: FRPT, data: ImageListDataset, batch_size: int = 6
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="existing dataset root (default: generate the synthetic set)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--input-size", type=int, default=128)
@@ -58,7 +66,7 @@ def main() -> None:
     parser.add_argument("--cah-reduction", type=int, default=8)
     parser.add_argument("--embedding-dim", type=int, default=256, help="head projection width (0: none)")
     parser.add_argument("--train-per-class", type=int, default=8)
-    parser.add_argument("--test-per-class", type=int, default=5)
+    parser.add_argument("--test-per-class", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--save-ckpt", type=Path, help="also save the trained FRPT checkpoint here")
