@@ -28,14 +28,12 @@ train_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Train FRPT (DPP + CAH + head + classifier) on a frozen pretrained backbone; writes a checkpoint.",
-    epilog="Example: frpt-train --synthetic data/birds --epochs 12 --input-size 128 --out frpt.pt --eval",
 )
 eval_app = typer.Typer(
     name="frpt-eval",
     no_args_is_help=True,
     add_completion=False,
     help="Recall@1/2/4/8 (leave-one-out, cosine) of a checkpoint on a dataset's held-out classes.",
-    epilog="Example: frpt-eval --ckpt frpt.pt --data data/birds --show-warps 6 --warps-png warps.png",
 )
 
 
@@ -60,7 +58,14 @@ def _print_recall(recall: dict, as_json: bool) -> None:
         typer.echo(f"{format_recall(scores)}   ({recall['images']} images, {recall['classes']} classes)")
 
 
-@train_app.command(no_args_is_help=True)
+TRAIN_EXAMPLE = "Example: frpt-train --synthetic data/birds --input-size 128 --epochs 10 --out frpt.pt --eval"
+EVAL_EXAMPLE = (
+    "Examples: frpt-eval --ckpt frpt.pt --data data/birds --show-warps 6 --warps-png warps.png ;  "
+    "frpt-eval --embeddings embed/"
+)
+
+
+@train_app.command(no_args_is_help=True, epilog=TRAIN_EXAMPLE)
 def train_command(
     data: Annotated[
         Optional[Path],
@@ -168,7 +173,7 @@ def train_command(
     _run(debug, body)
 
 
-@eval_app.command(no_args_is_help=True)
+@eval_app.command(no_args_is_help=True, epilog=EVAL_EXAMPLE)
 def eval_command(
     ckpt: Annotated[Optional[Path], typer.Option("--ckpt", help="Checkpoint written by frpt-train.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", help="Dataset root (with --ckpt).")] = None,
