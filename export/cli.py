@@ -14,16 +14,15 @@ from __future__ import annotations
 import importlib
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from frpt.cli_common import EXIT_PARITY_FAILED, DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
 
 __all__ = ["app"]
 
-EXIT_PARITY_FAILED = 1
-EXIT_USER_ERROR = 2
 
 
 class Lowering(str, Enum):
@@ -45,30 +44,15 @@ SaliencyOpt = Annotated[
     typer.Option("--saliency-precision", help="fp16 graphs: the saliency pass (backbone to the tap + parser) in fp32 "
                  "(default: the DPP warp amplifies fp16 error) or fp16 (faster; check parity)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 
-app = typer.Typer(
-    name="frpt-export",
-    no_args_is_help=True,
-    add_completion=False,
+app = make_app(
+    "frpt-export",
     help="Export FRPT checkpoints to ONNX and TensorRT engines, with parity against PyTorch.",
     epilog="Example: frpt-export onnx --ckpt model.ckpt -o model.onnx --precision fp16 && "
     "frpt-export trt --onnx model.onnx --max-batch 64",
 )
 
 
-def _run(debug: bool, body: Callable[[], int]) -> None:
-    """Run ``body``: FrptError -> one stderr line + exit 2; body's return value is the exit code."""
-    try:
-        code = body()
-    except FrptError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    if code:
-        raise typer.Exit(code)
 
 
 def _load(module: str, extra: str):
@@ -130,7 +114,7 @@ def onnx(
         typer.echo(report.to_json() if json_out else _export_summary(report))
         return 0 if report else EXIT_PARITY_FAILED
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command(no_args_is_help=True)
@@ -167,7 +151,7 @@ def parity(
             _log(f"parity FAILED: {report.failure()}")
         return 0 if report else EXIT_PARITY_FAILED
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command(no_args_is_help=True)
@@ -232,4 +216,4 @@ def trt(
         )
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)

@@ -27,10 +27,12 @@ from frpt.errors import FrptError
 from frpt_export.onnx_meta import has_custom_nodes, read_metadata
 from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, sidecar_path, write_sidecar
 from frpt_runtime.manifest import atomic_write
+from frpt_runtime.trt_module import import_tensorrt
 
-__all__ = ["BuildReport", "build_engine", "import_tensorrt"]
+__all__ = ["BuildReport", "build_engine"]
 
-TRT_MODULES = ("tensorrt", "tensorrt_rtx")
+BUILDER_HINT = "pip install 'frpt-toolkit[tensorrt-rtx]' (a CPU-capable builder) or install TensorRT for your platform"
+
 
 
 @dataclass(frozen=True)
@@ -71,23 +73,6 @@ class BuildReport:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
-def import_tensorrt() -> tuple[ModuleType, str]:
-    """The TensorRT builder module present: ``tensorrt`` if importable, else ``tensorrt_rtx``.
-
-    Raises:
-        FrptError: neither is installed (names what to install).
-    """
-    import importlib
-
-    for name in TRT_MODULES:
-        try:
-            return importlib.import_module(name), name
-        except ImportError:
-            continue
-    raise FrptError(
-        "no TensorRT builder found: pip install 'frpt-toolkit[tensorrt-rtx]' (CPU-capable builder) "
-        "or install TensorRT for your platform"
-    )
 
 
 def _gpu() -> tuple[str | None, str | None]:
@@ -159,7 +144,7 @@ def build_engine(
     _check_batches(min_batch, opt_batch, max_batch)
     meta = read_metadata(onnx_path)
     size = json.loads(meta["frpt.config"])["input_size"]
-    trt, flavour = import_tensorrt()
+    trt, flavour = import_tensorrt(BUILDER_HINT)
     plugin_required = has_custom_nodes(onnx_path)
     if plugin_required:
         if flavour == "tensorrt_rtx":

@@ -8,44 +8,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from frpt.cli_common import DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
 
 __all__ = ["train_app", "eval_app"]
 
-EXIT_USER_ERROR = 2
-
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (CUDA when available).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per step.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 
-train_app = typer.Typer(
-    name="frpt-train",
-    no_args_is_help=True,
-    add_completion=False,
+train_app = make_app(
+    "frpt-train",
     help="Train FRPT (DPP + CAH + head + classifier) on a frozen pretrained backbone; writes a checkpoint.",
+    epilog="Example: frpt-train --synthetic data/birds --input-size 128 --epochs 8 --out frpt.pt --eval",
 )
-eval_app = typer.Typer(
-    name="frpt-eval",
-    no_args_is_help=True,
-    add_completion=False,
+eval_app = make_app(
+    "frpt-eval",
     help="Recall@1/2/4/8 (leave-one-out, cosine) of a checkpoint on a dataset's held-out classes.",
+    epilog="Examples: frpt-eval --ckpt frpt.pt --data data/birds --show-warps 6 --warps-png warps.png; "
+    "frpt-eval --embeddings emb/ (scores frpt-embed's output, class = parent folder)",
 )
 
 
-def _run(debug: bool, body: Callable[[], None]) -> None:
-    """Run ``body``, mapping FrptError to one stderr line and exit code 2."""
-    try:
-        body()
-    except FrptError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
 
 
 def _print_recall(recall: dict, as_json: bool) -> None:
@@ -170,7 +157,7 @@ def train_command(
         if evaluate:
             _print_recall(summary["test"], False)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @eval_app.command(no_args_is_help=True, epilog=EVAL_EXAMPLE)
@@ -221,4 +208,4 @@ def eval_command(
             typer.echo(f"wrote {warps_png}", err=True)
         _print_recall(recall, as_json)
 
-    _run(debug, body)
+    run_command(debug, body)

@@ -10,16 +10,14 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Optional
-from collections.abc import Callable
 
 import typer
 
+from frpt.cli_common import EXIT_PARITY_FAILED, DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
 
 __all__ = ["embed_app", "verify_app"]
 
-EXIT_USER_ERROR = 2
-EXIT_PARITY_FAILED = 1
 
 OnnxOpt = Annotated[Optional[Path], typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
 EngineOpt = Annotated[Optional[Path], typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
@@ -34,36 +32,19 @@ PluginOpt = Annotated[
 BundleOpt = Annotated[
     Optional[Path], typer.Option("--bundle", help="Reference bundle (default MODEL.ref.npz beside the model).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 
-embed_app = typer.Typer(
-    name="frpt-embed",
-    no_args_is_help=True,
-    add_completion=False,
+embed_app = make_app(
+    "frpt-embed",
     help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed).",
     epilog="Example: frpt-embed photos/ --onnx model.onnx --batch 32 --out emb/ --verify",
 )
-verify_app = typer.Typer(
-    name="frpt-verify",
-    no_args_is_help=True,
-    add_completion=False,
+verify_app = make_app(
+    "frpt-verify",
     help="Prove a model's parity with PyTorch on this box from its reference bundle.",
     epilog="Example: frpt-verify model.plan --bundle model.ref.npz",
 )
 
 
-def _run(debug: bool, body: Callable[[], int]) -> None:
-    """Run ``body``; map FrptError to one stderr line + exit 2, and body's return value to the exit code."""
-    try:
-        code = body()
-    except FrptError as exc:
-        if debug:
-            raise
-        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from None
-    if code:
-        raise typer.Exit(code)
 
 
 def _providers(text: str | None) -> list[str]:
@@ -118,7 +99,7 @@ def embed(
         typer.echo(json.dumps(result, indent=2) if as_json else done.format())
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @verify_app.command(no_args_is_help=True)
@@ -152,4 +133,4 @@ def verify(
             return EXIT_PARITY_FAILED
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)

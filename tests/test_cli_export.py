@@ -13,7 +13,8 @@ from frpt.config import FRPTConfig
 from frpt.errors import FrptError
 from frpt.model import create_model
 from frpt_export import cli
-from frpt_export.trt_build import import_tensorrt
+from frpt_export.trt_build import BUILDER_HINT
+from frpt_runtime.trt_module import import_tensorrt
 from frpt_runtime.engine_sidecar import read_sidecar
 
 runner = CliRunner()
@@ -84,7 +85,7 @@ def test_parity_command_passes_and_fails_naming_the_sample(ckpts, exported):
 
 def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_path):
     try:
-        import_tensorrt()
+        import_tensorrt(BUILDER_HINT)
     except FrptError as exc:
         pytest.skip(f"needs a TensorRT builder: {exc}")
     _, good, _ = ckpts

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import re
 import shutil

@@ -16,13 +16,13 @@ from onnx import TensorProto, helper
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
 from frpt.model import create_model
-from frpt_export import trt_build
 from frpt_export.onnx_export import export_onnx
-from frpt_export.trt_build import BuildReport, build_engine, import_tensorrt
+from frpt_export.trt_build import BUILDER_HINT, BuildReport, build_engine
+from frpt_runtime.trt_module import TRT_MODULES, import_tensorrt
 from frpt_runtime.engine_sidecar import read_sidecar, sha256_file
 
 try:
-    TRT, FLAVOUR = import_tensorrt()
+    TRT, FLAVOUR = import_tensorrt(BUILDER_HINT)
 except FrptError as exc:  # pragma: no cover - depends on the box
     pytest.skip(f"no TensorRT builder importable: {exc}", allow_module_level=True)
 
@@ -102,7 +102,7 @@ def test_bad_requests(graphs, tmp_path, monkeypatch, capsys):
     real = importlib.import_module
 
     def no_trt(name, *a):
-        if name in trt_build.TRT_MODULES:
+        if name in TRT_MODULES:
             raise ImportError(name)
         return real(name, *a)
 

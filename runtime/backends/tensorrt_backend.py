@@ -16,7 +16,6 @@ The TensorRT module is picked at first use: ``tensorrt`` (10.x / 11.x) if import
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,27 +27,13 @@ from frpt.errors import FrptError
 from frpt_runtime import cuda_memory as cm
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.engine_sidecar import EngineSidecar, check_compatible, read_sidecar, sha256_file
+from frpt_runtime.trt_module import import_tensorrt
 
-__all__ = ["TensorRTBackend", "import_tensorrt"]
+__all__ = ["TensorRTBackend"]
 
-TRT_MODULES = ("tensorrt", "tensorrt_rtx")
+RUNTIME_HINT = "install it for this box (JetPack, NGC or pip tensorrt), or run the ONNX file with --onnx (ONNX Runtime)"
 
 
-def import_tensorrt() -> tuple[Any, str]:
-    """``(module, flavour)`` of the first importable of :data:`TRT_MODULES`.
-
-    Raises:
-        FrptError: neither is installed.
-    """
-    for name in TRT_MODULES:
-        try:
-            return importlib.import_module(name), name
-        except ImportError:
-            continue
-    raise FrptError(
-        "TensorRT is not installed: install it for this box (JetPack, NGC or pip tensorrt), "
-        "or run the ONNX file with --onnx (ONNX Runtime)"
-    )
 
 
 @dataclass
@@ -92,7 +77,7 @@ class TensorRTBackend(Backend):
 
     def _activate(self) -> ModelInfo:
         sidecar = read_sidecar(self.path)
-        trt, flavour = import_tensorrt()
+        trt, flavour = import_tensorrt(RUNTIME_HINT)
         cm.set_device(self.device)
         capability = cm.compute_capability(self.device)
         check_compatible(sidecar, trt_flavour=flavour, trt_version=trt.__version__, compute_capability=capability)
