@@ -23,13 +23,10 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per s
 train_app = make_app(
     "frpt-train",
     help="Train FRPT (DPP + CAH + head + classifier) on a frozen pretrained backbone; writes a checkpoint.",
-    epilog="Example: frpt-train --synthetic data/birds --input-size 128 --epochs 8 --out frpt.pt --eval",
 )
 eval_app = make_app(
     "frpt-eval",
     help="Recall@1/2/4/8 (leave-one-out, cosine) of a checkpoint on a dataset's held-out classes.",
-    epilog="Examples: frpt-eval --ckpt frpt.pt --data data/birds --show-warps 6 --warps-png warps.png; "
-    "frpt-eval --embeddings emb/ (scores frpt-embed's output, class = parent folder)",
 )
 
 

@@ -22,8 +22,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 
 
-def make_app(name: str, help: str, epilog: str) -> typer.Typer:
-    """A typer app that shows its help (``help``, then the examples in ``epilog``) when called without arguments."""
+def make_app(name: str, help: str, epilog: str | None = None) -> typer.Typer:
+    """A typer app that shows its help when called without arguments.
+
+    A one-command app shows its command's ``epilog``; ``epilog`` here is for apps with subcommands.
+    """
     return typer.Typer(name=name, no_args_is_help=True, add_completion=False, help=help, epilog=epilog)
 
 

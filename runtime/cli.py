@@ -33,16 +33,10 @@ BundleOpt = Annotated[
     Optional[Path], typer.Option("--bundle", help="Reference bundle (default MODEL.ref.npz beside the model).")
 ]
 
-embed_app = make_app(
-    "frpt-embed",
-    help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed).",
-    epilog="Example: frpt-embed photos/ --onnx model.onnx --batch 32 --out emb/ --verify",
-)
-verify_app = make_app(
-    "frpt-verify",
-    help="Prove a model's parity with PyTorch on this box from its reference bundle.",
-    epilog="Example: frpt-verify model.plan --bundle model.ref.npz",
-)
+embed_app = make_app("frpt-embed", help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed).")
+EMBED_EXAMPLE = "Example: frpt-embed photos/ --onnx model.onnx --batch 32 --out emb/ --verify"
+verify_app = make_app("frpt-verify", help="Prove a model's parity with PyTorch on this box from its reference bundle.")
+VERIFY_EXAMPLE = "Example: frpt-verify model.plan --bundle model.ref.npz"
 
 
 
@@ -51,7 +45,7 @@ def _providers(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-@embed_app.command(no_args_is_help=True)
+@embed_app.command(no_args_is_help=True, epilog=EMBED_EXAMPLE)
 def embed(
     images_dir: Annotated[Path, typer.Argument(help="Folder of images, walked recursively.")],
     onnx: OnnxOpt = None,
@@ -102,7 +96,7 @@ def embed(
     run_command(debug, body)
 
 
-@verify_app.command(no_args_is_help=True)
+@verify_app.command(no_args_is_help=True, epilog=VERIFY_EXAMPLE)
 def verify(
     model: Annotated[Path, typer.Argument(help="model.onnx (ONNX Runtime) or model.plan (TensorRT).")],
     bundle: BundleOpt = None,
