@@ -31,13 +31,18 @@ def make_app(name: str, help: str, epilog: str | None = None) -> typer.Typer:
 
 
 def run_command(debug: bool, body: Callable[[], int | None]) -> None:
-    """Run ``body``: FrptError -> one stderr line + exit 2; a non-zero return value is the exit code."""
+    """Run ``body``: FrptError or OSError -> one stderr line + exit 2; a non-zero return value is the exit code."""
     try:
         code = body()
     except FrptError as exc:
         if debug:
             raise
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+    except OSError as exc:  # unwritable / full disk / missing path met mid-run: still one line, not a traceback
+        if debug:
+            raise
+        typer.echo(f"error: {type(exc).__name__}: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     if code:
         raise typer.Exit(code)

@@ -133,17 +133,21 @@ def embed_folder(
         The :class:`EmbedReport`.
 
     Raises:
-        FrptError: no images, a batch the model cannot take, a model that cannot run here, or a resume
-            over a different run's partial state — all before any image is decoded.
+        FrptError: no images, a batch the model cannot take, a model that cannot run here, an output folder
+            that is a file or not writable, or a resume over a different run's partial state — all before any
+            image is decoded.
     """
     clock = _Clock()
     root = Path(images_dir)
     paths = list_images(root)
     if not paths:
         raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if workers < 1:
+        raise FrptError(f"--workers must be >= 1, got {workers}")
+    out = Path(out_dir)
+    _check_out_dir(out)
     info = backend.activate().info
     backend.check_batch(batch)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     journal = RunJournal(out, _fingerprint(root, [_rel(p, root) for p in paths], info, batch), info.embedding_dim)
     journal.start(resume)
@@ -233,6 +237,18 @@ def _run_chunks(
         tick = time.perf_counter()
     while in_flight:
         finish_oldest()
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output folder that is a file, sits under a file, or cannot be written (before any work)."""
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == out else f"is under {probe}, which is a file"
+        raise FrptError(f"--out {out} {where}, not a folder: pass a folder for the outputs")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise FrptError(f"--out {out}: {probe} is not writable (read-only or no permission)")
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -270,3 +270,42 @@ def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(
     journal.write_bytes(b"garbage\n")
     broken = _cli_embed(folder, model, out, "--resume")
     assert broken.returncode == 2 and "corrupt journal" in broken.stderr
+
+
+def test_cli_embed_refuses_bad_out_and_workers_before_work(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    folder, model, _ = setup
+    runner = CliRunner()
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    cases = [
+        (["--out", str(afile)], "is a file, not a folder"),
+        (["--out", str(afile / "sub")], "which is a file, not a folder"),
+        (["--out", str(tmp_path / "w"), "--workers", "0"], "--workers must be >= 1, got 0"),
+    ]
+    if not os.access(readonly, os.W_OK):  # root writes anyway
+        cases.append((["--out", str(readonly / "sub")], "is not writable"))
+    for extra, message in cases:
+        res = runner.invoke(embed_app, [str(folder), "--onnx", str(model), *extra])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (extra, res.stderr)
+    assert afile.read_text() == "keep me" and not (tmp_path / "w").exists()
+
+
+def test_os_error_mid_run_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from frpt.cli_common import run_command
+
+    def body() -> int:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(typer.Exit) as exit_info:
+        run_command(False, body)
+    assert exit_info.value.exit_code == 2
+    assert capsys.readouterr().err == "error: OSError: [Errno 28] No space left on device\n"
+    with pytest.raises(OSError):
+        run_command(True, body)
