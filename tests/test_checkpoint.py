@@ -56,6 +56,13 @@ def test_pickled_object_refused(tmp_path) -> None:
         load_checkpoint(evil)
 
 
+def test_non_checkpoint_file_not_called_pickled(tmp_path) -> None:
+    onnx_like = tmp_path / "model.onnx"  # a protobuf / any non-pickle bytes: "not a checkpoint", not "pickled"
+    onnx_like.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.0" + bytes(range(256)))
+    with pytest.raises(FrptError, match="truncated or not a checkpoint"):
+        load_checkpoint(onnx_like)
+
+
 def test_foreign_file_refused(tmp_path) -> None:
     plain = tmp_path / "plain.pt"
     torch.save({"weight": torch.zeros(3)}, plain)
