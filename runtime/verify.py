@@ -31,7 +31,8 @@ def verify_backend(backend: Backend, bundle: RefBundle) -> ParityReport:
         The parity report (truthy when it passed).
 
     Raises:
-        FrptError: the bundle's input size is not the model's (a bundle of another export).
+        FrptError: the bundle's input size, embedding width or model config is not the model's (a bundle of
+            another export).
     """
     info = backend.activate().info
     size = info.config.input_size
@@ -39,6 +40,18 @@ def verify_backend(backend: Backend, bundle: RefBundle) -> ParityReport:
         raise FrptError(
             f"reference bundle images are {bundle.images.shape[1]}x{bundle.images.shape[2]} but {info.path.name} "
             f"takes {size}x{size}: pass the bundle written with this model (--bundle)"
+        )
+    if bundle.embeddings.shape[1] != info.embedding_dim:
+        raise FrptError(
+            f"reference bundle embeddings are D={bundle.embeddings.shape[1]} but {info.path.name} outputs "
+            f"D={info.embedding_dim}: pass the bundle written with this model (--bundle)"
+        )
+    ours, theirs = info.config.to_dict(), bundle.config.to_dict()
+    differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if differ:
+        raise FrptError(
+            f"reference bundle was written for another model than {info.path.name} (config differs in: "
+            f"{', '.join(differ)}): pass the bundle written with this model (--bundle)"
         )
     step = info.max_batch or bundle.images.shape[0]
     outputs = [

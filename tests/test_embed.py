@@ -309,3 +309,17 @@ def test_os_error_mid_run_is_one_line_exit_2(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == "error: OSError: [Errno 28] No space left on device\n"
     with pytest.raises(OSError):
         run_command(True, body)
+
+
+def test_cli_verify_refuses_bundle_of_another_model(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    _, model, weights = setup
+    images = np.random.default_rng(5).integers(0, 256, (4, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
+    embeddings = toy_reference(images, weights)
+    runner = CliRunner()
+    for name, emb, config, message in [
+        ("narrow", embeddings[:, :4].copy(), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0), "D=4 but toy.onnx outputs"),
+        ("other", embeddings, FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0, pooling="gem"), "differs in: pooling"),
+    ]:
+        path = save_bundle(tmp_path / f"{name}.ref.npz", RefBundle(images, emb, np.array([4], np.int64), config))
+        res = runner.invoke(verify_app, [str(model), "--bundle", str(path)])
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
