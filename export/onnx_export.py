@@ -163,6 +163,19 @@ def _check_options(lowering: str, precision: str, saliency_precision: str, opset
         )
 
 
+def _check_out_path(out_path: Path) -> None:
+    """Refuse, before any work, an output that is a folder, sits under a file, or cannot be written."""
+    if out_path.is_dir():
+        raise FrptError(f"-o {out_path} is a folder: give the ONNX file to write, e.g. {out_path / 'model.onnx'}")
+    probe = out_path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FrptError(f"-o {out_path} is under {probe}, which is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise FrptError(f"-o {out_path}: {probe} is not writable (read-only or no permission)")
+
+
 def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
     import onnx
 
@@ -247,9 +260,10 @@ def export_onnx(
     start = time.perf_counter()
     saliency_precision = saliency_precision if precision == "fp16" else "fp32"
     _check_options(lowering, precision, saliency_precision, opset)
+    out_path = Path(out_path)
+    _check_out_path(out_path)
     model = _load_model(source)
     cfg = model.config
-    out_path = Path(out_path)
     images = reference_images(cfg.input_size, cfg.crop_pct, ref_images)
     batch_sizes = split_batches(len(images))
 

@@ -87,7 +87,7 @@ def reference_images(
         except ImageDecodeError:
             continue
     if not images:
-        raise FrptError(f"no decodable image in {folder}: pass --ref-images a folder of photos")
+        raise FrptError(f"no decodable image in {folder}: pass a folder of photos")
     return np.stack(images)
 
 

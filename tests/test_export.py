@@ -184,6 +184,15 @@ def test_bad_options_rejected(model, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_bad_output_path_rejected_before_work(model, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out, match in ((tmp_path, "is a folder"), (afile / "m.onnx", "which is a file")):
+        with pytest.raises(FrptError, match=match):
+            export_onnx(model, out)
+    assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_reference_images_from_folder(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):
