@@ -174,7 +174,7 @@ def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt / pickled files
         raise FrptError(
-            f"cannot read {what} weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            f"cannot read {what} weights {path}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

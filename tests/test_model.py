@@ -43,6 +43,13 @@ def test_backbone_errors() -> None:
         create_backbone("resnet50")
 
 
+def test_empty_weights_file_one_line(tmp_path) -> None:
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")  # torch.load fails with an empty message here: no IndexError
+    with pytest.raises(FrptError, match="cannot read ResNet-50 weights"):
+        create_backbone("resnet50", weights=empty)
+
+
 def test_resnet50_weights_from_user_file(tmp_path) -> None:
     from torchvision.models import resnet50
 
