@@ -7,6 +7,7 @@ one line on stderr and exits 2 (traceback with ``--debug``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -30,6 +31,19 @@ eval_app = make_app(
 )
 
 
+
+
+def _check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any training or evaluation, an output file that is a folder, under a file or unwritable."""
+    if path.is_dir():
+        raise FrptError(f"{option} {path} is a folder: give the file to write")
+    probe = path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise FrptError(f"{option} {path} is under {probe}, which is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise FrptError(f"{option} {path}: {probe} is not writable (read-only or no permission)")
 
 
 def _print_recall(recall: dict, as_json: bool) -> None:
@@ -108,6 +122,9 @@ def train_command(
 
         if (data is None) == (synthetic is None):
             raise FrptError("give exactly one of --data DIR or --synthetic DIR")
+        if not lr > 0:
+            raise FrptError(f"--lr must be > 0, got {lr}")
+        _check_output_file(out, "--out")  # before training, so a long run is never lost at the save
         root = data
         if synthetic is not None:
             typer.echo(f"generating the synthetic set in {synthetic}", err=True)
@@ -188,6 +205,8 @@ def eval_command(
             return
         if ckpt is None or data is None:
             raise FrptError("give --ckpt CKPT --data DIR (or --embeddings DIR from frpt-embed)")
+        if show_warps:
+            _check_output_file(warps_png, "--warps-png")
         import torch
 
         from frpt.checkpoint import load_checkpoint

@@ -82,3 +82,13 @@ def test_user_errors_are_one_line_exit_2(tmp_path, synthetic_root) -> None:
     assert result.exit_code == 2 and "exactly one of --data" in result.stderr
     result = runner.invoke(train_app, ["--data", str(synthetic_root), "--backbone", "resnet50"])
     assert result.exit_code == 2 and "--backbone-weights" in result.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for extra, message in [  # refused before any training: a long run is never lost at the save
+        (["--out", str(tmp_path)], "is a folder"),
+        (["--out", str(afile / "x.pt")], "which is a file"),
+        (["--out", str(tmp_path / "y.pt"), "--lr", "-1"], "--lr must be > 0"),
+    ]:
+        result = runner.invoke(train_app, ["--data", str(synthetic_root), "--random-init", *extra])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert afile.read_text() == "keep me"
