@@ -141,6 +141,7 @@ def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
         ({}, "no frpt.config, frpt.precision, frpt.lowering metadata"),
         ({**toy_metadata(), "frpt.config": "{not json"}, "unreadable frpt.config"),
         ({**toy_metadata(), "frpt.precision": "int8"}, "precision='int8'"),
+        (toy_metadata(TOY_SIZE + 8), "metadata says \\[N, "),  # config edited: graph takes another size
     ],
 )
 def test_ort_backend_refuses_bad_metadata(tmp_path: Path, metadata: dict[str, str], message: str) -> None:

@@ -118,6 +118,12 @@ class OnnxRuntimeBackend(Backend):
             raise FrptError(
                 f"{self.path}: expected input 'images' uint8 and output 'embedding': re-export with frpt-export"
             )
+        shape, size = list(inputs["images"].shape), config.input_size
+        if len(shape) != 4 or any(isinstance(d, int) and d != w for d, w in zip(shape[1:], (size, size, 3))):
+            raise FrptError(
+                f"{self.path}: graph input 'images' is {shape} but its frpt.config metadata says "
+                f"[N, {size}, {size}, 3] (edited metadata?): re-export with frpt-export"
+            )
         dim = outputs["embedding"].shape[-1]
         if not isinstance(dim, int):
             dim = self._probe_dim(config.input_size)
