@@ -65,7 +65,7 @@ def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) 
         ``{"recall@K": ...}`` (K below the image count) plus ``"images"`` and ``"classes"``.
 
     Raises:
-        FrptError: missing or inconsistent files, fewer than two images.
+        FrptError: missing or inconsistent files, fewer than two images, or fewer than two classes.
     """
     from frpt_runtime.manifest import EMBEDDINGS_FILE, read_manifest
 
@@ -80,6 +80,11 @@ def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) 
         raise FrptError(f"{path} has shape {embeddings.shape} but the manifest lists {len(images)} images")
     folders = [PurePosixPath(p).parent.as_posix() for p in images]
     index = {name: i for i, name in enumerate(sorted(set(folders)))}
+    if len(index) < 2:  # every image its own class's only neighbour: Recall@K would read 100 % and mean nothing
+        raise FrptError(
+            f"all {len(images)} images in {out_dir} come from one folder ({folders[0]!r}): Recall@K needs classes as "
+            "subfolders (ROOT/<class>/<image>); run frpt-embed on their parent folder"
+        )
     labels = np.array([index[f] for f in folders])
     result: dict[str, float] = dict(recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
     result.update(images=len(images), classes=len(index))

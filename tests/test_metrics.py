@@ -80,3 +80,6 @@ def test_recall_from_frpt_embed_output(tmp_path) -> None:
         recall_from_embeddings(tmp_path / "bad")
     with pytest.raises(FrptError, match="frpt-embed"):
         recall_from_embeddings(tmp_path / "absent")
+    _write_embed_dir(tmp_path / "flat", ["1.png", "2.png", "3.png"], rows[:3])  # no class folders: not 100 %
+    with pytest.raises(FrptError, match="all 3 images .* come from one folder"):
+        recall_from_embeddings(tmp_path / "flat")
