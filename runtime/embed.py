@@ -36,11 +36,13 @@ from frpt_runtime.manifest import (
     EMBEDDINGS_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
+    PARTIAL_DIR,
     RUN_FILE,
     ChunkRecord,
     RunJournal,
     atomic_write,
     atomic_write_json,
+    read_manifest,
 )
 from frpt_runtime.pipeline import Batch, BatchPipeline
 
@@ -149,7 +151,10 @@ def embed_folder(
     info = backend.activate().info
     backend.check_batch(batch)
     out.mkdir(parents=True, exist_ok=True)
-    journal = RunJournal(out, _fingerprint(root, [_rel(p, root) for p in paths], info, batch), info.embedding_dim)
+    rel = [_rel(p, root) for p in paths]
+    if resume and not (out / PARTIAL_DIR / "state.json").is_file() and (out / MANIFEST_FILE).exists():
+        _refuse_foreign_finished_run(out, root, rel, info, batch)
+    journal = RunJournal(out, _fingerprint(root, rel, info, batch), info.embedding_dim)
     journal.start(resume)
     resumed = min(journal.next_chunk * batch, len(paths))
     bar = tqdm(
@@ -249,6 +254,29 @@ def _check_out_dir(out: Path) -> None:
         raise FrptError(f"--out {out} {where}, not a folder: pass a folder for the outputs")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise FrptError(f"--out {out}: {probe} is not writable (read-only or no permission)")
+
+
+def _refuse_foreign_finished_run(out: Path, root: Path, rel: list[str], info: ModelInfo, batch: int) -> None:
+    """``--resume`` with no partial run but a finished one in ``out``: go on only if it is this same run."""
+    try:
+        done = read_manifest(out)
+    except FrptError:
+        differ = ["format"]
+    else:
+        model = done.get("model")
+        skipped = [item.get("path") for item in done.get("skipped", []) if isinstance(item, dict)]
+        checks = {
+            "root": done.get("root") == str(root.resolve()),
+            "model_sha256": isinstance(model, dict) and model.get("sha256") == info.sha256,
+            "batch": done.get("batch") == batch,
+            "files": sorted([*done.get("images", []), *skipped]) == sorted(rel),
+        }
+        differ = [name for name, same in checks.items() if not same]
+    if differ:
+        raise FrptError(
+            f"--resume: {out} holds no partial run but a finished run of another job (differs in: "
+            f"{', '.join(differ)}): drop --resume to overwrite it, or choose another --out"
+        )
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -323,3 +323,21 @@ def test_cli_verify_refuses_bundle_of_another_model(setup: tuple[Path, Path, np.
         path = save_bundle(tmp_path / f"{name}.ref.npz", RefBundle(images, emb, np.array([4], np.int64), config))
         res = runner.invoke(verify_app, [str(model), "--bundle", str(path)])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+
+
+def test_resume_refuses_to_overwrite_a_finished_foreign_run(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path
+) -> None:
+    folder, model, _ = setup
+    out = tmp_path / "out"
+    assert _cli_embed(folder, model, out).returncode == 0
+    before = {name: (out / name).read_bytes() for name in ("embeddings.npy", "manifest.json")}
+    other = tmp_path / "other.onnx"
+    make_toy_onnx(other, seed=1)
+    refused = _cli_embed(folder, other, out, "--resume")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "finished run of another job (differs in: model_sha256)" in refused.stderr
+    assert {name: (out / name).read_bytes() for name in before} == before
+    same = _cli_embed(folder, model, out, "--resume")  # the same finished run: redone, byte-identical
+    assert same.returncode == 0 and (out / "embeddings.npy").read_bytes() == before["embeddings.npy"], same.stderr
+    assert _cli_embed(folder, model, tmp_path / "new", "--resume").returncode == 0  # nothing there: starts fresh
