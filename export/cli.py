@@ -125,7 +125,7 @@ def parity(
         Optional[Path],
         typer.Option("--images", help="Image folder (default: the bundle's images beside the ONNX file)."),
     ] = None,
-    max_images: Annotated[int, typer.Option("--max-images", help="Use at most this many images of --images.")] = 64,
+    max_images: Annotated[int, typer.Option("--max-images", min=1, help="Use at most this many images of --images.")] = 64,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:

@@ -51,6 +51,12 @@ def test_help_is_instant_and_torch_free():
     assert result.exit_code == 0 and all(c in result.stdout for c in ("onnx", "parity", "trt"))
 
 
+def test_parity_max_images_below_one_is_a_usage_error(tmp_path):
+    for value in ("0", "-2"):  # 0 read as "no decodable image", -2 as "all images"
+        result = _invoke("parity", "--ckpt", tmp_path / "m.ckpt", "--onnx", tmp_path / "m.onnx", "--max-images", value)
+        assert result.exit_code == 2 and "--max-images" in result.stderr, result.output
+
+
 def test_onnx_command_writes_files_and_summary(exported):
     result, out = exported
     assert result.exit_code == 0, result.output
