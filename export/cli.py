@@ -188,11 +188,19 @@ def trt(
                 f"{onnx_path} is the {graph_precision} graph: pass --ckpt to export the {precision} graph "
                 f"on the fly, or run `frpt-export onnx --precision {precision}`"
             )
+
+        def refuse_overwriting_inputs(target: Path) -> None:
+            for given in (onnx_path, ckpt):
+                if given is not None and target.resolve() == given.resolve():
+                    raise FrptError(f"--plan {target} would overwrite the input {given}: choose another --plan")
+
         if graph_precision == precision:
             source, target = onnx_path, plan or onnx_path.with_suffix(".plan")
+            refuse_overwriting_inputs(target)
         else:  # export the graph beside the plan, so the plan's bundle is <plan stem>.ref.npz
             default = ckpt.with_suffix(".plan") if onnx_path is None else onnx_path.with_suffix(f".{precision}.plan")
             target = plan or default
+            refuse_overwriting_inputs(target)
             source = target.with_suffix(".onnx")
             if onnx_path is not None and source.resolve() == onnx_path.resolve():
                 raise FrptError(f"exporting the {precision} graph would overwrite {onnx_path}: choose another --plan")

@@ -115,6 +115,16 @@ def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_pat
     assert (side.precision, side.max_batch) == ("fp16", 4)
 
 
+def test_trt_refuses_a_plan_path_that_is_an_input(ckpts, exported):
+    _, good, _ = ckpts
+    _, onnx_path = exported
+    before = onnx_path.read_bytes(), good.read_bytes()
+    for args in (["--onnx", onnx_path, "--plan", onnx_path], ["--ckpt", good, "--fp16", "--plan", good]):
+        result = _invoke("trt", *args)
+        assert result.exit_code == 2 and "would overwrite the input" in result.stderr, result.output
+    assert (onnx_path.read_bytes(), good.read_bytes()) == before
+
+
 def test_missing_dependency_names_the_extra(ckpts, exported, monkeypatch):
     _, good, _ = ckpts
     _, out = exported
