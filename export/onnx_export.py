@@ -262,6 +262,8 @@ def export_onnx(
     _check_options(lowering, precision, saliency_precision, opset)
     out_path = Path(out_path)
     _check_out_path(out_path)
+    if isinstance(source, (str, os.PathLike)) and out_path.resolve() == Path(source).resolve():
+        raise FrptError(f"-o {out_path} would overwrite the checkpoint {source}: choose another -o")
     model = _load_model(source)
     cfg = model.config
     images = reference_images(cfg.input_size, cfg.crop_pct, ref_images)

@@ -191,6 +191,11 @@ def test_bad_output_path_rejected_before_work(model, tmp_path):
         with pytest.raises(FrptError, match=match):
             export_onnx(model, out)
     assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    ckpt = save_checkpoint(model, tmp_path / "m.pt")
+    data = ckpt.read_bytes()
+    with pytest.raises(FrptError, match="would overwrite the checkpoint"):
+        export_onnx(ckpt, tmp_path / "." / "m.pt")
+    assert ckpt.read_bytes() == data
 
 
 def test_reference_images_from_folder(tmp_path):
