@@ -193,6 +193,10 @@ def test_create_backend_needs_exactly_one_model(tmp_path: Path) -> None:
     with pytest.raises(FrptError, match="ONNX Runtime only"):
         create_backend(engine="a.plan", providers=["cpu"])
     assert create_backend(engine=tmp_path / "a.plan").name == "tensorrt"
+    with pytest.raises(FrptError, match="pass it with --engine"):
+        create_backend(onnx=tmp_path / "a.plan")
+    with pytest.raises(FrptError, match="pass it with --onnx"):
+        create_backend(engine=tmp_path / "a.onnx")
 
 
 # ---- TensorRT: every refusal happens before deserialisation, testable without TensorRT or a GPU ------------

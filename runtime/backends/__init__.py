@@ -29,10 +29,15 @@ def create_backend(
         plugin_lib: plugin library path for an engine (default: ``FRPT_PLUGIN_LIB`` / packaged).
 
     Raises:
-        FrptError: both or neither of ``onnx`` / ``engine``, or providers given with an engine.
+        FrptError: both or neither of ``onnx`` / ``engine``, a file given under the other option (by its
+            suffix), or providers given with an engine.
     """
     if (onnx is None) == (engine is None):
         raise FrptError("pass exactly one model: --onnx MODEL.onnx or --engine MODEL.plan")
+    if onnx is not None and Path(onnx).suffix.lower() in (".plan", ".engine", ".trt"):
+        raise FrptError(f"{onnx} is a TensorRT engine, not an ONNX file: pass it with --engine")
+    if engine is not None and Path(engine).suffix.lower() == ".onnx":
+        raise FrptError(f"{engine} is an ONNX file, not a TensorRT engine: pass it with --onnx")
     if onnx is not None:
         from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
