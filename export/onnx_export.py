@@ -269,7 +269,17 @@ def export_onnx(
     images = reference_images(cfg.input_size, cfg.crop_pct, ref_images)
     batch_sizes = split_batches(len(images))
 
-    proto = _trace(EmbeddingGraph(model, lowering, precision, saliency_precision).eval(), cfg.input_size, opset, lowering)
+    try:
+        proto = _trace(
+            EmbeddingGraph(model, lowering, precision, saliency_precision).eval(), cfg.input_size, opset, lowering
+        )
+    except ValueError as exc:  # F.instance_norm refuses a 1x1 map at trace time (PyTorch's own CAH does not)
+        if "spatial element" not in str(exc):
+            raise
+        raise FrptError(
+            f"input size {cfg.input_size} leaves a 1x1 feature map, whose InstanceNorm the ONNX export cannot "
+            "trace: train with a larger --input-size (>= 64)"
+        ) from None
     _set_output_shape(proto, model.embedding_dim)
     _set_metadata(proto, model, lowering, precision, saliency_precision, opset)
     onnx.checker.check_model(proto)

@@ -198,6 +198,13 @@ def test_bad_output_path_rejected_before_work(model, tmp_path):
     assert ckpt.read_bytes() == data
 
 
+def test_input_size_32_is_one_line_error(tmp_path):
+    small = create_model(FRPTConfig(input_size=32, num_classes=2), random_init=True).eval()  # 1x1 final map
+    with pytest.raises(FrptError, match="1x1 feature map"):
+        export_onnx(small, tmp_path / "small.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_reference_images_from_folder(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):
