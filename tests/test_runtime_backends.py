@@ -355,13 +355,19 @@ def test_trt_backend_on_a_real_tensorrt_rtx_plan(tmp_path: Path, monkeypatch: py
         pass
     with pytest.raises(FrptError, match="CUDA cudaGetDeviceCount failed"):
         create_backend(engine=plan).activate()
+    # A wrong plan is named as such before CUDA is touched, even on this box without a usable GPU.
+    sidecar_file = tmp_path / "toy.plan.json"
+    sidecar = json.loads(sidecar_file.read_text())
+    sidecar_file.write_text(json.dumps({**sidecar, "trt_version": "0.9"}))
+    with pytest.raises(FrptError, match=r"built with tensorrt_rtx 0.9, this is tensorrt_rtx .*: rebuild it"):
+        create_backend(engine=plan).activate()
+    sidecar_file.write_text(json.dumps({**sidecar, "plan_sha256": "0" * 64}))
+    with pytest.raises(FrptError, match="does not match its sidecar's plan_sha256"):
+        create_backend(engine=plan).activate()
+    sidecar_file.write_text(json.dumps(sidecar))
     monkeypatch.setattr(cuda_memory, "set_device", lambda device: None)
     monkeypatch.setattr(cuda_memory, "compute_capability", lambda device: "8.6")
     with pytest.raises(FrptError, match="could not deserialise"):  # every check passed; no GPU to load onto
-        create_backend(engine=plan).activate()
-    sidecar = json.loads((tmp_path / "toy.plan.json").read_text())
-    (tmp_path / "toy.plan.json").write_text(json.dumps({**sidecar, "trt_version": "0.9"}))
-    with pytest.raises(FrptError, match=r"built with tensorrt_rtx 0.9, this is tensorrt_rtx .*: rebuild it"):
         create_backend(engine=plan).activate()
 
 

@@ -76,13 +76,16 @@ class TensorRTBackend(Backend):
         self._next_slot = 0
 
     def _activate(self) -> ModelInfo:
+        # Host-side facts first (sidecar, TensorRT version, plan hash), so a wrong plan is named as such even on a
+        # box whose CUDA is broken; then the GPU's architecture.
         sidecar = read_sidecar(self.path)
         trt, flavour = import_tensorrt(RUNTIME_HINT)
+        check_compatible(sidecar, trt_flavour=flavour, trt_version=trt.__version__, compute_capability=None)
+        if sha256_file(self.path) != sidecar.plan_sha256:
+            raise FrptError(f"{self.path} does not match its sidecar's plan_sha256: rebuild with `frpt-export trt`")
         cm.set_device(self.device)
         capability = cm.compute_capability(self.device)
         check_compatible(sidecar, trt_flavour=flavour, trt_version=trt.__version__, compute_capability=capability)
-        if sha256_file(self.path) != sidecar.plan_sha256:
-            raise FrptError(f"{self.path} does not match its sidecar's plan_sha256: rebuild with `frpt-export trt`")
         if sidecar.plugin_required:
             from frpt_runtime.plugin_library import load_plugin_library
 
