@@ -13,10 +13,11 @@ import typer
 
 from frpt.errors import FrptError
 
-__all__ = ["EXIT_PARITY_FAILED", "EXIT_USER_ERROR", "JsonOpt", "DebugOpt", "make_app", "run_command"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_PARITY_FAILED", "EXIT_USER_ERROR", "JsonOpt", "DebugOpt", "make_app", "run_command"]
 
 EXIT_PARITY_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # the shell convention for SIGINT
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]

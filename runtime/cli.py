@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from frpt.cli_common import EXIT_PARITY_FAILED, DebugOpt, JsonOpt, make_app, run_command
+from frpt.cli_common import EXIT_INTERRUPTED, EXIT_PARITY_FAILED, DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
 
 __all__ = ["embed_app", "verify_app"]
@@ -88,7 +88,11 @@ def embed(
                         typer.echo(json.dumps(result, indent=2))
                     typer.echo("error: parity check failed: nothing embedded", err=True)
                     return EXIT_PARITY_FAILED
-            done = embed_folder(images_dir, backend, out, batch=batch, workers=workers, resume=resume)
+            try:
+                done = embed_folder(images_dir, backend, out, batch=batch, workers=workers, resume=resume)
+            except KeyboardInterrupt:
+                typer.echo(f"interrupted: finished batches are kept in {out}; continue with --resume", err=True)
+                return EXIT_INTERRUPTED
         result["embed"] = done.to_dict()
         typer.echo(json.dumps(result, indent=2) if as_json else done.format())
         return 0

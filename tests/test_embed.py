@@ -341,3 +341,18 @@ def test_resume_refuses_to_overwrite_a_finished_foreign_run(
     same = _cli_embed(folder, model, out, "--resume")  # the same finished run: redone, byte-identical
     assert same.returncode == 0 and (out / "embeddings.npy").read_bytes() == before["embeddings.npy"], same.stderr
     assert _cli_embed(folder, model, tmp_path / "new", "--resume").returncode == 0  # nothing there: starts fresh
+
+
+def test_ctrl_c_names_resume_and_exits_130(
+    setup: tuple[Path, Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, model, _ = setup
+    import frpt_runtime.embed as embed_module
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embed_module, "embed_folder", interrupted)
+    res = CliRunner().invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 130, res.output
+    assert res.stderr.count("\n") == 1 and "continue with --resume" in res.stderr
