@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from frpt import __version__
 from frpt.checkpoint import load_checkpoint
 from frpt.errors import FrptError
+from frpt.output_paths import check_output_file
 from frpt.model import FRPT
 from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, InstanceNormCAH, SaliencyResize, make_sampler
 from frpt_export.reference import (
@@ -163,17 +164,6 @@ def _check_options(lowering: str, precision: str, saliency_precision: str, opset
         )
 
 
-def _check_out_path(out_path: Path) -> None:
-    """Refuse, before any work, an output that is a folder, sits under a file, or cannot be written."""
-    if out_path.is_dir():
-        raise FrptError(f"-o {out_path} is a folder: give the ONNX file to write, e.g. {out_path / 'model.onnx'}")
-    probe = out_path.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise FrptError(f"-o {out_path} is under {probe}, which is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise FrptError(f"-o {out_path}: {probe} is not writable (read-only or no permission)")
 
 
 def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
@@ -261,7 +251,7 @@ def export_onnx(
     saliency_precision = saliency_precision if precision == "fp16" else "fp32"
     _check_options(lowering, precision, saliency_precision, opset)
     out_path = Path(out_path)
-    _check_out_path(out_path)
+    check_output_file(out_path, "-o")
     if isinstance(source, (str, os.PathLike)) and out_path.resolve() == Path(source).resolve():
         raise FrptError(f"-o {out_path} would overwrite the checkpoint {source}: choose another -o")
     model = _load_model(source)

@@ -7,7 +7,6 @@ one line on stderr and exits 2 (traceback with ``--debug``).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +14,7 @@ import typer
 
 from frpt.cli_common import DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
+from frpt.output_paths import check_output_file
 
 __all__ = ["train_app", "eval_app"]
 
@@ -33,17 +33,6 @@ eval_app = make_app(
 
 
 
-def _check_output_file(path: Path, option: str) -> None:
-    """Refuse, before any training or evaluation, an output file that is a folder, under a file or unwritable."""
-    if path.is_dir():
-        raise FrptError(f"{option} {path} is a folder: give the file to write")
-    probe = path.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise FrptError(f"{option} {path} is under {probe}, which is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise FrptError(f"{option} {path}: {probe} is not writable (read-only or no permission)")
 
 
 def _print_recall(recall: dict, as_json: bool) -> None:
@@ -124,7 +113,7 @@ def train_command(
             raise FrptError("give exactly one of --data DIR or --synthetic DIR")
         if not lr > 0:
             raise FrptError(f"--lr must be > 0, got {lr}")
-        _check_output_file(out, "--out")  # before training, so a long run is never lost at the save
+        check_output_file(out, "--out")  # before training, so a long run is never lost at the save
         root = data
         if synthetic is not None:
             typer.echo(f"generating the synthetic set in {synthetic}", err=True)
@@ -206,7 +195,7 @@ def eval_command(
         if ckpt is None or data is None:
             raise FrptError("give --ckpt CKPT --data DIR (or --embeddings DIR from frpt-embed)")
         if show_warps:
-            _check_output_file(warps_png, "--warps-png")
+            check_output_file(warps_png, "--warps-png")
         import torch
 
         from frpt.checkpoint import load_checkpoint

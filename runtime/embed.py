@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from frpt import __version__
 from frpt.errors import FrptError
+from frpt.output_paths import check_output_dir
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.images import IMAGE_EXTENSIONS, list_images
 from frpt_runtime.manifest import (
@@ -147,7 +148,7 @@ def embed_folder(
     if workers < 1:
         raise FrptError(f"--workers must be >= 1, got {workers}")
     out = Path(out_dir)
-    _check_out_dir(out)
+    check_output_dir(out, "--out")
     info = backend.activate().info
     backend.check_batch(batch)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,16 +245,6 @@ def _run_chunks(
         finish_oldest()
 
 
-def _check_out_dir(out: Path) -> None:
-    """Refuse an output folder that is a file, sits under a file, or cannot be written (before any work)."""
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        where = "is a file" if probe == out else f"is under {probe}, which is a file"
-        raise FrptError(f"--out {out} {where}, not a folder: pass a folder for the outputs")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise FrptError(f"--out {out}: {probe} is not writable (read-only or no permission)")
 
 
 def _refuse_foreign_finished_run(out: Path, root: Path, rel: list[str], info: ModelInfo, batch: int) -> None:
