@@ -12,60 +12,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_runtime_backends import TOY_SIZE, make_toy_onnx, toy_reference
-from typer.testing import CliRunner
-
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frpt_runtime.bundle import RefBundle, save_bundle
 from frpt_runtime.cli import embed_app, verify_app
 from frpt_runtime.embed import CRASH_ENV, embed_folder
 from frpt_runtime.engine_sidecar import sha256_file
-from frpt_runtime.images import ImageDecodeError, list_images, load_image
+from frpt_runtime.images import ImageDecodeError
 from frpt_runtime.manifest import PARTIAL_DIR, read_manifest
 from frpt_runtime.pipeline import BatchPipeline
+from runtime_toys import (
+    BAD_FILES,
+    TOY_SIZE,
+    expected_embeddings,
+    make_image_folder,
+    make_toy_onnx,
+    toy_bundle,
+    toy_reference,
+)
+from typer.testing import CliRunner
 
-BAD = {"broken.jpg", "empty.png", "notes.png"}
-
-
-def _make_folder(root: Path, good: int = 9) -> Path:
-    """``good`` decodable images of varied kinds in nested folders, plus a corrupt, a zero-byte and a non-image."""
-    rng = np.random.default_rng(0)
-    for i in range(good):
-        pixels = rng.integers(0, 256, (20 + i, 24, 3), dtype=np.uint8)
-        sub = root / f"class{i % 3}"
-        sub.mkdir(parents=True, exist_ok=True)
-        if i % 3 == 0:
-            Image.fromarray(pixels).save(sub / f"img{i}.jpg", quality=90)
-        elif i % 3 == 1:
-            rgba = np.concatenate([pixels, rng.integers(0, 256, pixels.shape[:2] + (1,), dtype=np.uint8)], axis=-1)
-            Image.fromarray(rgba, mode="RGBA").save(sub / f"img{i}.png")
-        else:
-            Image.fromarray(pixels[..., 0], mode="L").save(sub / f"img{i}.png")
-    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 64)
-    (root / "empty.png").write_bytes(b"")
-    (root / "notes.png").write_text("not an image")
-    return root
+from frpt.config import FRPTConfig
+from frpt.errors import FrptError
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path, np.ndarray]:
     model = tmp_path / "toy.onnx"
     weights = make_toy_onnx(model)
-    return _make_folder(tmp_path / "images"), model, weights
-
-
-def _expected(folder: Path, weights: np.ndarray) -> tuple[list[str], np.ndarray]:
-    names, pixels = [], []
-    for path in list_images(folder):
-        try:
-            pixels.append(load_image(path, TOY_SIZE, 1.0))
-            names.append(path.relative_to(folder).as_posix())
-        except ImageDecodeError:
-            pass
-    return names, toy_reference(np.stack(pixels), weights)
+    return make_image_folder(tmp_path / "images"), model, weights
 
 
 def test_pipeline_batches_by_position_and_runs_ahead(tmp_path: Path) -> None:
@@ -113,13 +87,13 @@ def test_embed_folder_skips_bad_files_and_matches_reference(
     out = tmp_path / "out"
     with OnnxRuntimeBackend(model) as backend:
         report = embed_folder(folder, backend, out, batch=4, workers=2)
-    names, expected = _expected(folder, weights)
+    names, expected = expected_embeddings(folder, weights)
     manifest = read_manifest(out)
     embeddings = np.load(out / "embeddings.npy")
     assert report.count == 9 == len(names) and manifest["images"] == names
     assert embeddings.dtype == np.float32 and embeddings.shape == (9, 8)
     np.testing.assert_allclose(embeddings, expected, atol=1e-5)
-    assert {item["path"] for item in manifest["skipped"]} == BAD
+    assert {item["path"] for item in manifest["skipped"]} == BAD_FILES
     reasons = {item["path"]: item["reason"] for item in manifest["skipped"]}
     assert reasons["empty.png"] == "zero-byte file" and "not an image" in reasons["notes.png"]
     assert manifest["model"]["sha256"] == sha256_file(model)
@@ -194,24 +168,13 @@ def test_resume_refuses_other_run_and_restarts_without_flag(
     assert fresh.returncode == 0 and json.loads(fresh.stdout)["embed"]["resumed_images"] == 0
 
 
-def _bundle(path: Path, weights: np.ndarray, noise: float = 0.0) -> Path:
-    images = np.random.default_rng(5).integers(0, 256, (6, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
-    embeddings = toy_reference(images, weights)
-    if noise:
-        embeddings[4] += noise
-    save_bundle(
-        path, RefBundle(images, embeddings, np.array([4, 2], np.int64), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0))
-    )
-    return path
-
-
 def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     _, model, weights = setup
     runner = CliRunner()
-    _bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights)
     ok = runner.invoke(verify_app, [str(model)])
     assert ok.exit_code == 0 and "PASSED" in ok.stdout and "<= 1e-04" in ok.stdout
-    bad = _bundle(tmp_path / "bad.ref.npz", weights, noise=1e-3)
+    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, noise=1e-3)
     failed = runner.invoke(verify_app, [str(model), "--bundle", str(bad)])
     assert failed.exit_code == 1 and "FAILED: sample 4" in failed.stdout
     missing = runner.invoke(verify_app, [str(model), "--bundle", str(tmp_path / "none.npz")])
@@ -221,13 +184,13 @@ def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.nda
 def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     folder, model, weights = setup
     runner = CliRunner()
-    _bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights)
     result = runner.invoke(
         embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch", "5"]
     )
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.stdout and "embedded 9 images" in result.stdout and "broken.jpg:" in result.stdout
-    bad = _bundle(tmp_path / "bad.ref.npz", weights, noise=1e-2)
+    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, noise=1e-2)
     failed = runner.invoke(
         embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "f"), "--verify", "--bundle", str(bad)]
     )

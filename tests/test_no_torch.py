@@ -13,11 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-from test_embed import _bundle, _make_folder
-from test_runtime_backends import make_toy_onnx, toy_metadata
-
 import frpt_runtime
+import numpy as np
+from runtime_toys import make_image_folder, make_toy_onnx, toy_bundle, toy_metadata
 
 BLOCKER = """
 import sys
@@ -76,8 +74,8 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
     env = _env(tmp_path)
     model = tmp_path / "toy.onnx"
     weights = make_toy_onnx(model)
-    _bundle(model.with_name("toy.ref.npz"), weights)
-    folder = _make_folder(tmp_path / "images", good=4)
+    toy_bundle(model.with_name("toy.ref.npz"), weights)
+    folder = make_image_folder(tmp_path / "images", good=4)
     out = tmp_path / "out"
     embed = subprocess.run(
         [

@@ -15,76 +15,25 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from frpt_runtime.backends import create_backend
+from frpt_runtime.backends.onnxruntime_backend import (
+    OnnxRuntimeBackend,
+    metadata_facts,
+    resolve_providers,
+)
+from frpt_runtime.engine_sidecar import sha256_file, write_sidecar
+from runtime_toys import (
+    TOY_DIM,
+    TOY_SIZE,
+    make_toy_onnx,
+    toy_metadata,
+    toy_plan,
+    toy_reference,
+    toy_sidecar,
+)
 
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
-from frpt_runtime.backends import create_backend
-from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, metadata_facts, resolve_providers
-from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
-
-TOY_SIZE, TOY_DIM = 16, 8
-
-
-def make_toy_onnx(
-    path: Path,
-    *,
-    size: int = TOY_SIZE,
-    dim: int = TOY_DIM,
-    seed: int = 0,
-    metadata: dict[str, str] | None = None,
-    plugin_node: bool = False,
-) -> np.ndarray:
-    """Write the toy export to ``path``; return its weight matrix ``W`` float32 ``[S*S*3, D]``."""
-    weights = np.random.default_rng(seed).standard_normal((size * size * 3, dim)).astype(np.float32)
-    nodes = [
-        helper.make_node("Cast", ["images"], ["x"], to=TensorProto.FLOAT),
-        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
-        helper.make_node("Div", ["flat", "scale"], ["unit"]),
-        helper.make_node("MatMul", ["unit", "W"], ["raw"]),
-        helper.make_node("LpNormalization", ["raw"], ["embedding"], axis=1, p=2),
-    ]
-    if plugin_node:  # a frpt::InhomogeneousSample on a side branch makes it a plugin-lowered graph
-        nodes.append(
-            helper.make_node("InhomogeneousSample", ["x", "x"], ["unused"], domain="frpt", out_h=size, out_w=size)
-        )
-    inits = [
-        numpy_helper.from_array(np.array([-1, size * size * 3], np.int64), "flat_shape"),
-        numpy_helper.from_array(np.array(255.0, np.float32), "scale"),
-        numpy_helper.from_array(weights, "W"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "toy_frpt",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", size, size, 3])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("frpt", 1)] if plugin_node else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    if metadata is None:
-        metadata = toy_metadata(size)
-    helper.set_model_props(model, metadata)
-    onnx.save(model, path)
-    return weights
-
-
-def toy_metadata(size: int = TOY_SIZE, precision: str = "fp32", lowering: str = "standard") -> dict[str, str]:
-    config = FRPTConfig(input_size=size, crop_pct=1.0)
-    return {
-        "frpt.config": config.to_json(),
-        "frpt.precision": precision,
-        "frpt.lowering": lowering,
-        "frpt.toolkit_version": "0.1.0",
-        "frpt.opset": "17",
-    }
-
-
-def toy_reference(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """What the toy graph computes, in float64 numpy: ``normalize(images / 255 @ W)`` -> float32 ``[N, D]``."""
-    raw = images.reshape(images.shape[0], -1).astype(np.float64) / 255.0 @ weights.astype(np.float64)
-    return (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture
@@ -202,27 +151,6 @@ def test_create_backend_needs_exactly_one_model(tmp_path: Path) -> None:
 # ---- TensorRT: every refusal happens before deserialisation, testable without TensorRT or a GPU ------------
 
 
-def _sidecar(plan: Path, **changes: object) -> EngineSidecar:
-    fields: dict[str, object] = dict(
-        config=FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0).to_dict(),
-        precision="fp16",
-        lowering="standard",
-        trt_flavour="tensorrt",
-        trt_version="10.3.0",
-        gpu_name="Orin",
-        compute_capability="8.7",
-        min_batch=1,
-        opt_batch=8,
-        max_batch=16,
-        onnx_sha256="0" * 64,
-        plan_sha256=sha256_file(plan),
-        toolkit_version="0.1.0",
-        plugin_required=False,
-    )
-    fields.update(changes)
-    return EngineSidecar(**fields)  # type: ignore[arg-type]
-
-
 class _FakeRuntime:
     """Stands in for ``trt.Runtime``: records that deserialisation was reached, returns no engine."""
 
@@ -250,13 +178,6 @@ def fake_trt_box(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     return trt
 
 
-def _plan(tmp_path: Path, **changes: object) -> Path:
-    plan = tmp_path / "model.plan"
-    plan.write_bytes(b"serialized engine bytes")
-    write_sidecar(plan, _sidecar(plan, **changes))
-    return plan
-
-
 def test_trt_refuses_missing_sidecar(tmp_path: Path) -> None:
     plan = tmp_path / "model.plan"
     plan.write_bytes(b"x")
@@ -277,7 +198,7 @@ def test_trt_refuses_mismatched_plan_before_loading(
     tmp_path: Path, fake_trt_box: types.SimpleNamespace, changes: dict[str, object], message: str
 ) -> None:
     with pytest.raises(FrptError, match=message):
-        create_backend(engine=_plan(tmp_path, **changes)).activate()
+        create_backend(engine=toy_plan(tmp_path, **changes)).activate()
     assert not _FakeRuntime.reached
 
 
@@ -286,18 +207,18 @@ def test_trt_refuses_missing_plugin(
 ) -> None:
     monkeypatch.setenv("FRPT_PLUGIN_LIB", str(tmp_path / "libfrpt_plugins.so"))
     with pytest.raises(FrptError, match="libfrpt_plugins"):
-        create_backend(engine=_plan(tmp_path, lowering="plugin", plugin_required=True)).activate()
+        create_backend(engine=toy_plan(tmp_path, lowering="plugin", plugin_required=True)).activate()
     assert not _FakeRuntime.reached
 
 
 def test_trt_compatible_plan_reaches_deserialisation(tmp_path: Path, fake_trt_box: types.SimpleNamespace) -> None:
     with pytest.raises(FrptError, match="could not deserialise"):
-        create_backend(engine=_plan(tmp_path)).activate()
+        create_backend(engine=toy_plan(tmp_path)).activate()
     assert _FakeRuntime.reached
 
 
 def test_trt_without_tensorrt_or_gpu_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = _plan(tmp_path)
+    plan = toy_plan(tmp_path)
     for name in ("tensorrt", "tensorrt_rtx"):
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(FrptError, match="TensorRT is not installed"):
@@ -396,7 +317,7 @@ def test_trt_engine_executes_with_parity(tmp_path: Path) -> None:
     plan.write_bytes(bytes(builder.build_serialized_network(network, config)))
     write_sidecar(
         plan,
-        _sidecar(
+        toy_sidecar(
             plan,
             trt_version=trt.__version__,
             max_batch=8,

@@ -11,15 +11,21 @@ from __future__ import annotations
 import itertools
 import sys
 import types
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
-from test_runtime_backends import TOY_DIM, TOY_SIZE, _plan, toy_reference
-
 from frpt_runtime import cuda_memory
 from frpt_runtime.backends import create_backend
+from runtime_toys import (
+    TOY_DIM,
+    TOY_SIZE,
+    expected_embeddings,
+    make_image_folder,
+    toy_plan,
+    toy_reference,
+)
 
 _ids = itertools.count(1)
 
@@ -156,7 +162,7 @@ def simulated(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeGPU, np.ndarray]:
 def test_double_buffered_batches_come_back_right(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
     gpu, weights = simulated
     images = np.random.default_rng(1).integers(0, 256, (40, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
-    with create_backend(engine=_plan(tmp_path)) as backend:
+    with create_backend(engine=toy_plan(tmp_path)) as backend:
         info = backend.info
         assert (info.max_batch, info.embedding_dim, dict(info.detail)["gpu"]) == (16, TOY_DIM, "Simulated Orin")
         first, second = backend.submit(images[:16]), backend.submit(images[16:21])
@@ -169,34 +175,30 @@ def test_double_buffered_batches_come_back_right(simulated: tuple[FakeGPU, np.nd
 
 
 def test_embed_folder_over_simulated_engine(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
-    from test_embed import _expected, _make_folder
-
     from frpt_runtime.embed import embed_folder
-
     _, weights = simulated
-    folder = _make_folder(tmp_path / "images", good=7)
-    with create_backend(engine=_plan(tmp_path)) as backend:
+    folder = make_image_folder(tmp_path / "images", good=7)
+    with create_backend(engine=toy_plan(tmp_path)) as backend:
         report = embed_folder(folder, backend, tmp_path / "out", batch=3)
-    names, expected = _expected(folder, weights)
+    names, expected = expected_embeddings(folder, weights)
     assert report.count == 7 and report.backend == "tensorrt"
     np.testing.assert_allclose(np.load(tmp_path / "out" / "embeddings.npy"), expected, atol=1e-6)
 
 
 def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
-    from test_embed import _make_folder
-    from typer.testing import CliRunner
 
     from frpt_runtime.cli import embed_app
+    from typer.testing import CliRunner
 
-    folder = _make_folder(tmp_path / "images", good=2)
+    folder = make_image_folder(tmp_path / "images", good=2)
     runner = CliRunner()
     over = runner.invoke(
-        embed_app, [str(folder), "--engine", str(_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")]
+        embed_app, [str(folder), "--engine", str(toy_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")]
     )
     assert over.exit_code == 2 and over.stderr.strip() == (
         "error: batch 32 exceeds the maximum 16 of model.plan: pass --batch 16 or rebuild with a larger --max-batch"
     )
-    other_gpu = _plan(tmp_path, compute_capability="9.0", gpu_name="H100")
+    other_gpu = toy_plan(tmp_path, compute_capability="9.0", gpu_name="H100")
     wrong = runner.invoke(embed_app, [str(folder), "--engine", str(other_gpu), "--out", str(tmp_path / "o")])
     assert wrong.exit_code == 2 and "compute capability 9.0 (H100), this GPU is 8.7" in wrong.stderr
     assert not (tmp_path / "o").exists()
