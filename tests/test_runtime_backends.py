@@ -1,9 +1,5 @@
-"""Backends: the shared interface, ONNX Runtime on hand-built contract-obeying graphs, TensorRT's refusals.
-
-``make_toy_onnx`` builds a small graph with the export's I/O contract (uint8 ``images`` [N, S, S, 3] ->
-float32 ``embedding`` [N, D], L2-normalised, ``metadata_props``): ``normalize(x / 255 @ W)``, so every
-pixel's position matters and numpy gives the exact expected output. Other runtime tests import it.
-"""
+"""Backends: the shared interface, ONNX Runtime on hand-built contract-obeying graphs (``runtime_toys``),
+TensorRT's refusals."""
 
 from __future__ import annotations
 
