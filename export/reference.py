@@ -22,6 +22,7 @@ import torch
 
 from frpt.errors import FrptError
 from frpt.model import FRPT
+from frpt_runtime.bundle import split_rows
 from frpt_runtime.images import ImageDecodeError, list_images, load_image
 from frpt_runtime.parity import ParityReport, compare_embeddings
 
@@ -93,20 +94,14 @@ def reference_images(
 
 def torch_embeddings(model: FRPT, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
     """PyTorch fp32 embeddings, batch by batch: uint8 ``[M, S, S, 3]`` -> float32 ``[M, D]``."""
-    out, start = [], 0
-    for size in batch_sizes.tolist():
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + size]))
-        out.append(model.embed_uint8(batch).numpy())
-        start += size
+    out = [model.embed_uint8(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+           for batch in split_rows(images, batch_sizes)]
     return np.concatenate(out).astype(np.float32)
 
 
 def session_embeddings(session, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
     """ONNX Runtime embeddings (input ``images``, output ``embedding``), batch by batch, float32 ``[M, D]``."""
-    out, start = [], 0
-    for size in batch_sizes.tolist():
-        out.append(session.run(["embedding"], {"images": images[start : start + size]})[0])
-        start += size
+    out = [session.run(["embedding"], {"images": batch})[0] for batch in split_rows(images, batch_sizes)]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -118,13 +113,11 @@ def write_polygraphy_json(
     from polygraphy.json import save_json
     from polygraphy.logger import G_LOGGER
 
-    feeds, iterations, start = [], [], 0
-    for size in batch_sizes.tolist():
-        feeds.append({"images": np.ascontiguousarray(images[start : start + size])})
-        iterations.append(
-            IterationResult({"embedding": np.ascontiguousarray(embeddings[start : start + size])}, runner_name=RUNNER_NAME)
-        )
-        start += size
+    feeds = [{"images": np.ascontiguousarray(batch)} for batch in split_rows(images, batch_sizes)]
+    iterations = [
+        IterationResult({"embedding": np.ascontiguousarray(batch)}, runner_name=RUNNER_NAME)
+        for batch in split_rows(embeddings, batch_sizes)
+    ]
     results = RunResults()
     results.add(iterations, runner_name=RUNNER_NAME)
     with G_LOGGER.verbosity(G_LOGGER.WARNING):  # keep Polygraphy's "Saving ..." lines off stdout

@@ -27,7 +27,7 @@ from frpt.errors import FrptError
 from frpt_runtime.manifest import atomic_write
 from frpt_runtime.parity import THRESHOLDS
 
-__all__ = ["RefBundle", "save_bundle", "load_bundle", "bundle_path_for"]
+__all__ = ["RefBundle", "save_bundle", "load_bundle", "bundle_path_for", "split_rows"]
 
 _KEYS = ("images", "embeddings", "batch_sizes", "meta")
 
@@ -65,10 +65,12 @@ class RefBundle:
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(images [b, S, S, 3] uint8, embeddings [b, D] float32)`` in the recorded batching."""
-        start = 0
-        for size in self.batch_sizes.tolist():
-            yield self.images[start : start + size], self.embeddings[start : start + size]
-            start += size
+        yield from zip(split_rows(self.images, self.batch_sizes), split_rows(self.embeddings, self.batch_sizes))
+
+
+def split_rows(array: np.ndarray, batch_sizes: np.ndarray) -> list[np.ndarray]:
+    """``array`` ``[M, ...]`` cut along its first axis into consecutive batches of ``batch_sizes`` (summing to M)."""
+    return np.split(array, np.cumsum(batch_sizes)[:-1])
 
 
 def bundle_path_for(onnx_path: str | os.PathLike) -> Path:
