@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from frpt.cah import CAH, IN_EPS
 from frpt.sampling import bilinear_resize_matrix, blur_matrices, inhomogeneous_sample
 from frpt_export.onnx_meta import PLUGIN_DOMAIN
+from frpt_runtime.backends.base import LOWERINGS
 
 __all__ = [
     "LOWERINGS",
@@ -36,7 +37,6 @@ __all__ = [
     "make_sampler",
 ]
 
-LOWERINGS = ("standard", "plugin")
 PLUGIN_OP = "InhomogeneousSample"
 PLUGIN_VERSION = "1"
 

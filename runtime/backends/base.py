@@ -25,7 +25,7 @@ from frpt_runtime.parity import PRECISIONS
 
 __all__ = ["Backend", "ModelInfo", "Pending"]
 
-LOWERINGS = ("standard", "plugin")
+LOWERINGS = ("standard", "plugin")  # the exporter's too (frpt_export.lowering imports it)
 
 
 @dataclass(frozen=True)
