@@ -24,7 +24,6 @@ from frpt.errors import FrptError
 __all__ = ["app"]
 
 
-
 class Lowering(str, Enum):
     standard = "standard"
     plugin = "plugin"
@@ -51,8 +50,6 @@ app = make_app(
     epilog="Example: frpt-export onnx --ckpt model.ckpt -o model.onnx --precision fp16 && "
     "frpt-export trt --onnx model.onnx --max-batch 64",
 )
-
-
 
 
 def _load(module: str, extra: str):

@@ -164,8 +164,6 @@ def _check_options(lowering: str, precision: str, saliency_precision: str, opset
         )
 
 
-
-
 def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
     import onnx
 

@@ -34,7 +34,6 @@ __all__ = ["BuildReport", "build_engine"]
 BUILDER_HINT = "pip install 'frpt-toolkit[tensorrt-rtx]' (a CPU-capable builder) or install TensorRT for your platform"
 
 
-
 @dataclass(frozen=True)
 class BuildReport:
     """What was built.
@@ -71,8 +70,6 @@ class BuildReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BuildReport":
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
-
-
 
 
 def _gpu() -> tuple[str | None, str | None]:

@@ -31,10 +31,6 @@ eval_app = make_app(
 )
 
 
-
-
-
-
 def _print_recall(recall: dict, as_json: bool) -> None:
     from frpt.metrics import format_recall
 

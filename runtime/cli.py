@@ -39,8 +39,6 @@ verify_app = make_app("frpt-verify", help="Prove a model's parity with PyTorch o
 VERIFY_EXAMPLE = "Example: frpt-verify model.plan --bundle model.ref.npz"
 
 
-
-
 def _providers(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 

@@ -245,8 +245,6 @@ def _run_chunks(
         finish_oldest()
 
 
-
-
 def _refuse_foreign_finished_run(out: Path, root: Path, rel: list[str], info: ModelInfo, batch: int) -> None:
     """``--resume`` with no partial run but a finished one in ``out``: go on only if it is this same run."""
     try:

@@ -26,7 +26,6 @@ needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake no
 CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE = 0, 1
 
 
-
 @needs_nvcc
 def test_kernels_compile_for_jetson_orin_without_warnings(tmp_path: Path) -> None:
     cmd = ["nvcc", "-std=c++17", "-O3", "-arch=sm_87", "-Werror", "all-warnings", "-Xcompiler", "-Wall,-Wextra,-Werror",

@@ -35,7 +35,6 @@ def tensorrt_include_dirs() -> list[Path]:
     return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
 
 
-
 _DIRS = tensorrt_include_dirs()
 _MISSING = [tool for tool in ("nvcc", "cmake") if shutil.which(tool) is None]
 

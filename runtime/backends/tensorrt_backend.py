@@ -34,8 +34,6 @@ __all__ = ["TensorRTBackend"]
 RUNTIME_HINT = "install it for this box (JetPack, NGC or pip tensorrt), or run the ONNX file with --onnx (ONNX Runtime)"
 
 
-
-
 @dataclass
 class _Slot:
     """Buffers for one batch in flight."""
