@@ -24,7 +24,7 @@ from typing import Any
 
 from frpt import __version__
 from frpt.errors import FrptError
-from frpt_export.onnx_meta import has_custom_nodes, read_metadata
+from frpt_export.onnx_meta import read_graph_facts
 from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, sidecar_path, write_sidecar
 from frpt_runtime.manifest import atomic_write
 from frpt_runtime.trt_module import import_tensorrt
@@ -139,10 +139,10 @@ def build_engine(
     start = time.perf_counter()
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     _check_batches(min_batch, opt_batch, max_batch)
-    meta = read_metadata(onnx_path)
-    size = json.loads(meta["frpt.config"])["input_size"]
+    meta, plugin_required = read_graph_facts(onnx_path)
+    model_config = json.loads(meta["frpt.config"])
+    size = model_config["input_size"]
     trt, flavour = import_tensorrt(BUILDER_HINT)
-    plugin_required = has_custom_nodes(onnx_path)
     if plugin_required:
         if flavour == "tensorrt_rtx":
             raise FrptError(
@@ -183,7 +183,7 @@ def build_engine(
 
     gpu_name, capability = _gpu()
     sidecar = EngineSidecar(
-        config=json.loads(meta["frpt.config"]),
+        config=model_config,
         precision=meta["frpt.precision"],
         lowering=meta["frpt.lowering"],
         trt_flavour=flavour,
