@@ -22,6 +22,7 @@ from frpt import __version__
 from frpt.config import FRPTConfig
 from frpt.errors import FrptError
 from frpt.model import FRPT, create_model
+from frpt_runtime.manifest import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
 
@@ -44,9 +45,7 @@ def save_checkpoint(model: FRPT, path: str | Path) -> Path:
         "config": model.config.to_json(),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda handle: torch.save(payload, handle))
     return path
 
 
