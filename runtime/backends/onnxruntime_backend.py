@@ -70,7 +70,7 @@ def resolve_providers(names: Sequence[str], available: Sequence[str], device: in
 
 
 def metadata_facts(meta: dict[str, str], source: Path) -> tuple[FRPTConfig, str, str]:
-    """Read ``(config, precision, lowering)`` from an export's metadata (ONNX ``metadata_props`` or a sidecar).
+    """Read ``(config, precision, lowering)`` from an ONNX export's ``metadata_props``.
 
     Raises:
         FrptError: a key is missing or the config does not parse (not an ``frpt-export`` file).
