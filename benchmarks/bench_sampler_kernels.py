@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -30,9 +31,8 @@ import torch.nn.functional as F
 from frpt.sampling import coarse_grid, coarse_grid_dense, inhomogeneous_sample, upsample_grid
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("sampler_testkit", REPO / "plugins" / "sampler_testkit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+sys.path.insert(0, str(REPO / "tests"))  # the sampler's test kit (ctypes bindings, build commands, inputs)
+import sampler_testkit as kit  # noqa: E402
 
 G, PAD, FWHM, C, HW = 31, 30, 13.0, 3, (224, 224)
 

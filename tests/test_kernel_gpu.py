@@ -25,9 +25,7 @@ import torch
 from frpt.sampling import coarse_grid, inhomogeneous_sample
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("sampler_testkit", REPO / "plugins" / "sampler_testkit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+import sampler_testkit as kit
 
 pytestmark = [
     pytest.mark.gpu,

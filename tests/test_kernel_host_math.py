@@ -20,9 +20,7 @@ import torch
 from frpt.sampling import coarse_grid, inhomogeneous_sample
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
-_spec = importlib.util.spec_from_file_location("sampler_testkit", PLUGINS / "sampler_testkit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+import sampler_testkit as kit
 
 # Images lie in [0, 1], so absolute = relative to the image range. Output error is (grid error) x (image
 # gradient) x (W-1)/2: 1e-5 holds for images smooth at the pixel scale (the fp32 reference itself is ~1e-4

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("sampler_testkit", REPO / "plugins" / "sampler_testkit.py")
-kit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kit)
+import sampler_testkit as kit
 
 
 def tensorrt_include_dirs() -> list[Path]:

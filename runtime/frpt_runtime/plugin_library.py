@@ -36,7 +36,7 @@ _loaded: dict[Path, ctypes.CDLL] = {}
 def default_locations() -> list[Path]:
     """Where the library is looked for when neither a path nor ``FRPT_PLUGIN_LIB`` is given, in order."""
     here = Path(__file__).resolve().parent
-    return [here / LIBRARY_NAME, here.parent / "plugins" / "build" / LIBRARY_NAME]
+    return [here / LIBRARY_NAME, here.parents[1] / "plugins" / "build" / LIBRARY_NAME]
 
 
 def _requested(path: str | os.PathLike | None) -> tuple[Path | None, str]:

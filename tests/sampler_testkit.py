@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-PLUGIN_DIR = Path(__file__).resolve().parent
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins"
 HOST_SOURCE = PLUGIN_DIR / "inhomogeneousSampleHost.cpp"
 KERNEL_SOURCE = PLUGIN_DIR / "inhomogeneousSampleKernel.cu"
 
