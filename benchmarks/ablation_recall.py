@@ -37,12 +37,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from frpt.checkpoint import save_checkpoint
-from frpt.config import FRPTConfig
-from frpt.datasets import ImageListDataset, load_split
-from frpt.metrics import recall_at_k
+from frpt.dataset_layouts import load_split
+from frpt.datasets import ImageListDataset
 from frpt.model import FRPT
 from frpt.synthetic import SyntheticSpec, generate_synthetic
 from frpt.train import TrainSettings, embed_dataset, train
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.metrics import recall_at_k
 
 
 @torch.no_grad()

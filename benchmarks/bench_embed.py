@@ -22,8 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -92,9 +92,9 @@ def prepare(work: Path, size: int, images: int) -> None:
     import torch
 
     from frpt.checkpoint import save_checkpoint
-    from frpt.config import FRPTConfig
     from frpt.model import create_model
     from frpt_export.onnx_export import export_onnx
+    from frpt_runtime.families.frpt import FRPTConfig
 
     torch.manual_seed(0)
     model = create_model(FRPTConfig(input_size=size, num_classes=10)).eval()
@@ -157,10 +157,10 @@ def gpu_rows(work: Path, size: int, engine: Path | None) -> list[tuple[str, int,
 
     if not torch.cuda.is_available():
         return []
-    from frpt.config import FRPTConfig
     from frpt.model import create_model
     from frpt_export.onnx_export import export_onnx
     from frpt_runtime.backends import Backend, create_backend
+    from frpt_runtime.families.frpt import FRPTConfig
 
     model = create_model(FRPTConfig(input_size=size, num_classes=10)).eval()
     data = {b: np.random.default_rng(b).integers(0, 256, (b, size, size, 3), dtype=np.uint8) for b in (1, 8, 64)}

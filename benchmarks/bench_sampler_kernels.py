@@ -18,9 +18,8 @@ TF32 is off so the fp32 references are fp32. Run::
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +57,7 @@ def copy_bandwidth_gbs(iters: int, nbytes: int = 1 << 29) -> float:
     return 2 * nbytes / (time_us(lambda: dst.copy_(src), iters) * 1e-6) / 1e9
 
 
-def bench_case(lib: "kit.KernelLibrary", n: int, dtype: torch.dtype, bandwidth: float, iters: int) -> dict[str, float]:
+def bench_case(lib: kit.KernelLibrary, n: int, dtype: torch.dtype, bandwidth: float, iters: int) -> dict[str, float]:
     """Times in µs (and the floor) for one batch size and image dtype."""
     image = torch.rand(n, C, *HW, device="cuda").to(dtype)
     sal = torch.softmax(torch.randn(n, G * G, device="cuda") * 2.0, dim=1).view(n, 1, G, G)
@@ -83,8 +82,10 @@ def bench_case(lib: "kit.KernelLibrary", n: int, dtype: torch.dtype, bandwidth: 
     return {
         "fused": time_us(fused, iters),
         "coarse": time_us(lambda: lib.coarse_grid(params, sal.data_ptr(), workspace.data_ptr(), stream), iters),
-        "sample": time_us(lambda: lib.sample_image(params, half, image.data_ptr(), workspace.data_ptr(),
-                                                   out.data_ptr(), stream), iters),
+        "sample": time_us(
+            lambda: lib.sample_image(params, half, image.data_ptr(), workspace.data_ptr(), out.data_ptr(), stream),
+            iters,
+        ),
         "torch_sep": time_us(lambda: inhomogeneous_sample(image, sal, HW, PAD, FWHM), iters),
         "torch_dense": time_us(dense, iters),
         "grid_sample": time_us(lambda: F.grid_sample(image, grid_full, align_corners=True), iters),
@@ -107,16 +108,24 @@ def main() -> None:
     bandwidth = copy_bandwidth_gbs(args.iters)
     print(f"{torch.cuda.get_device_name()}: copy bandwidth {bandwidth:.0f} GB/s, median of {args.iters} (µs)")
     cols = ["fused", "coarse", "sample", "torch_sep", "torch_dense", "grid_sample", "floor"]
-    print(f"{'N':>3} {'dtype':>7} " + " ".join(f"{c:>11}" for c in cols)
-          + f" {'fused/floor':>11} {'sep/fused':>9} {'gs/fused':>8} {'max|err|':>9}")
+    print(
+        f"{'N':>3} {'dtype':>7} "
+        + " ".join(f"{c:>11}" for c in cols)
+        + f" {'fused/floor':>11} {'sep/fused':>9} {'gs/fused':>8} {'max|err|':>9}"
+    )
     for n in args.batches:
         for dtype in (torch.float32, torch.float16):
             r = bench_case(lib, n, dtype, bandwidth, args.iters)
-            print(f"{n:>3} {str(dtype)[6:]:>7} " + " ".join(f"{r[c]:>11.1f}" for c in cols)
-                  + f" {r['fused'] / r['floor']:>11.2f} {r['torch_sep'] / r['fused']:>9.1f}"
-                  + f" {r['grid_sample'] / r['fused']:>8.2f} {r['max_err']:>9.2e}")
-            print(f"{'':>11} gap to floor {r['fused'] - r['floor']:.1f} µs = coarse grid {r['coarse']:.1f} µs (one block "
-                  f"per image) + sample kernel at {r['sample'] / r['floor']:.2f}x floor")
+            print(
+                f"{n:>3} {str(dtype)[6:]:>7} "
+                + " ".join(f"{r[c]:>11.1f}" for c in cols)
+                + f" {r['fused'] / r['floor']:>11.2f} {r['torch_sep'] / r['fused']:>9.1f}"
+                + f" {r['grid_sample'] / r['fused']:>8.2f} {r['max_err']:>9.2e}"
+            )
+            print(
+                f"{'':>11} gap to floor {r['fused'] - r['floor']:.1f} µs = coarse grid {r['coarse']:.1f} µs (one block "
+                f"per image) + sample kernel at {r['sample'] / r['floor']:.2f}x floor"
+            )
 
 
 if __name__ == "__main__":

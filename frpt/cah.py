@@ -3,7 +3,8 @@
 Provenance: FRPT (Wang et al., AAAI 2023), §3.3, Eq. (6)-(7); released code ``MAM`` block.
 
 * :class:`CAH`: ``w = sigmoid(W2 relu(W1 GAP(F)))`` (SE form, reduction ``r``),
-  ``F' = w * F + (1 - w) * IN(F)`` with parameter-free InstanceNorm (eps 1e-5). Shapes preserved.
+  ``F' = w * F + (1 - w) * IN(F)`` with parameter-free InstanceNorm (eps 1e-5). Shapes preserved. The
+  InstanceNorm is the submodule ``norm`` (:class:`InstanceNorm`), so the exporter can swap in one ONNX node.
 * :class:`EmbeddingHead`: global pooling of ``F'`` -- average (paper, default) or GeM followed by a
   BatchNorm neck (released code) -- optionally through a linear projection ``C -> D``, to an
   *unnormalised* embedding ``[N, D]`` (``D = C`` without projection).
@@ -15,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["instance_norm", "CAH", "GeM", "EmbeddingHead"]
+from frpt_runtime.families.frpt import POOLINGS
+
+__all__ = ["CAH", "IN_EPS", "EmbeddingHead", "GeM", "InstanceNorm", "instance_norm"]
 
 IN_EPS = 1e-5
 
@@ -38,6 +41,17 @@ def instance_norm(x: Tensor, eps: float = IN_EPS) -> Tensor:
     return ((xf - mean) * torch.rsqrt(var + eps)).to(x.dtype)
 
 
+class InstanceNorm(nn.Module):
+    """:func:`instance_norm` as a module (no parameters): ``[N, C, h, w]`` -> same shape and dtype."""
+
+    def __init__(self, eps: float = IN_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return instance_norm(x, self.eps)
+
+
 class CAH(nn.Module):
     """Category-specific awareness head.
 
@@ -53,6 +67,7 @@ class CAH(nn.Module):
         hidden = max(1, channels // reduction)
         self.fc1 = nn.Linear(channels, hidden)
         self.fc2 = nn.Linear(hidden, channels)
+        self.norm: nn.Module = InstanceNorm()
 
     def weights(self, features: Tensor) -> Tensor:
         """SE weights ``w``: ``[N, C, h, w]`` -> ``[N, C, 1, 1]`` in (0, 1)."""
@@ -62,7 +77,7 @@ class CAH(nn.Module):
     def forward(self, features: Tensor) -> Tensor:
         """``F [N, C, h, w]`` -> ``F' [N, C, h, w]`` (same dtype)."""
         w = self.weights(features)
-        return w * features + (1.0 - w) * instance_norm(features)
+        return w * features + (1.0 - w) * self.norm(features)
 
 
 class GeM(nn.Module):
@@ -89,8 +104,8 @@ class EmbeddingHead(nn.Module):
 
     def __init__(self, channels: int, pooling: str = "avg", gem_p: float = 3.0, embedding_dim: int = 0) -> None:
         super().__init__()
-        if pooling not in ("avg", "gem"):
-            raise ValueError(f"pooling must be 'avg' or 'gem', got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
         self.embedding_dim = embedding_dim or channels
         self.gem = GeM(gem_p) if pooling == "gem" else None

@@ -4,11 +4,12 @@ A checkpoint is a ``torch.save`` file holding only plain data -- strings, ints a
 with ``torch.load(weights_only=True)`` and never unpickles an arbitrary object::
 
     {"format": "frpt-checkpoint", "format_version": 1, "toolkit_version": str,
-     "config": FRPTConfig JSON (backbone id, input size, DPP geometry, CAH, classes, pixel mean/std),
+     "family": "frpt" | ...,   # absent in checkpoints written before the second family: read as "frpt"
+     "config": the family's config JSON (backbone id, input size, geometry, classes, pixel mean/std),
      "state_dict": {name: Tensor}}   # full weights, frozen backbone included
 
-The backbone weights travel with the checkpoint, so loading needs neither the packaged Lite0 weights nor
-the user's ResNet-50 file.
+The backbone weights travel with the checkpoint, so loading needs neither the packaged pretrained weights nor
+the user's weights file. Loading dispatches on the family through :mod:`frpt.families`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from frpt import __version__
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
-from frpt.model import FRPT, create_model
-from frpt_runtime.manifest import atomic_write
+from frpt.families import create_model
+from frpt_runtime import __version__
+from frpt_runtime.atomic import atomic_write
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families import DEFAULT_FAMILY, config_from_dict, family_of
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "frpt-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def save_checkpoint(model: FRPT, path: str | Path) -> Path:
+def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
     """Write ``model`` (config + full weights) to ``path``; parent folders are created.
 
     Returns:
@@ -42,6 +44,7 @@ def save_checkpoint(model: FRPT, path: str | Path) -> Path:
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "toolkit_version": __version__,
+        "family": family_of(model.config),
         "config": model.config.to_json(),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
     }
@@ -54,7 +57,7 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
         raise FrptError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError for objects, RuntimeError/EOFError for truncation
+    except Exception as exc:  # noqa: BLE001 - pickle.UnpicklingError for objects, RuntimeError/EOFError for truncation
         text = str(exc)
         if "Unsupported global" in text:  # every weights_only failure names weights_only; only this one is objects
             raise FrptError(
@@ -73,18 +76,20 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
     return payload
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> FRPT:
-    """Rebuild an FRPT model from :func:`save_checkpoint` output, in eval mode.
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model (of any registered family) from :func:`save_checkpoint` output, in eval mode.
 
     Raises:
         FrptError: missing, truncated, pickled-object, foreign or other-architecture file (one line).
     """
     path = Path(path)
     payload = _read(path, map_location)
+    family = payload.get("family", DEFAULT_FAMILY)
     try:
-        config = FRPTConfig.from_json(payload["config"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raw_config = json.loads(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
         raise FrptError(f"{path} has an unreadable model config: {exc}") from None
+    config = config_from_dict(str(family), raw_config, str(path))
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise FrptError(f"{path} holds no state_dict")
@@ -96,7 +101,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if missing or unexpected or wrong:
         example = (missing + unexpected + wrong)[0]
         raise FrptError(
-            f"{path} does not fit the {config.backbone} FRPT architecture its config describes "
+            f"{path} does not fit the {family} {config.backbone} architecture its config describes "
             f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped tensors, e.g. {example})"
         )
     model.load_state_dict(state, strict=True)

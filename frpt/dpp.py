@@ -7,7 +7,8 @@ Provenance: FRPT (Wang et al., AAAI 2023), §3.2 "Discriminative Perturbation Pr
   ``released`` variant (default): ReLU then a 1x1 conv (tap at stride 16);
   ``paper`` variant: a ``sigma x sigma`` content-aware conv with 'same' padding (tap at stride 4).
 * :func:`saliency_from_logits` resizes the logits to ``g x g`` (bilinear, align_corners=True) and takes a
-  softmax over the ``g^2`` cells: saliency ``A`` ``[N, 1, g, g]`` float32, summing to 1 per image.
+  softmax over the ``g^2`` cells: saliency ``A`` ``[N, 1, g, g]`` float32, summing to 1 per image
+  (:class:`SaliencyMap` is the module the model holds, so the exporter can swap in its MatMul form).
 * Structure modification resamples the image from ``A``: :class:`ReferenceSampler` wraps the pure
   reference :func:`frpt.sampling.inhomogeneous_sample` (the exporter swaps the sampler for a lowering).
 """
@@ -19,11 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from frpt.sampling import inhomogeneous_sample
+from frpt_runtime.families.frpt import DPP_VARIANTS
 
-__all__ = ["TAP_STRIDE", "ContentParser", "saliency_from_logits", "ReferenceSampler"]
-
-# Backbone tap stride per DPP variant.
-TAP_STRIDE = {"released": 16, "paper": 4}
+__all__ = ["ContentParser", "ReferenceSampler", "SaliencyMap", "saliency_from_logits"]
 
 
 class ContentParser(nn.Module):
@@ -39,8 +38,8 @@ class ContentParser(nn.Module):
 
     def __init__(self, in_channels: int, variant: str, kernel: int = 31) -> None:
         super().__init__()
-        if variant not in TAP_STRIDE:
-            raise ValueError(f"DPP variant must be one of {sorted(TAP_STRIDE)}, got {variant!r}")
+        if variant not in DPP_VARIANTS:
+            raise ValueError(f"DPP variant must be one of {DPP_VARIANTS}, got {variant!r}")
         if variant == "paper" and kernel % 2 == 0:
             raise ValueError(f"paper kernel must be odd for 'same' padding, got {kernel}")
         self.variant = variant
@@ -68,6 +67,24 @@ def saliency_from_logits(logits: Tensor, g: int) -> Tensor:
     grid = F.interpolate(logits.float(), size=(g, g), mode="bilinear", align_corners=True)
     n = grid.shape[0]
     return F.softmax(grid.reshape(n, -1), dim=1).reshape(n, 1, g, g)
+
+
+class SaliencyMap(nn.Module):
+    """:func:`saliency_from_logits` as a module: ``[N, 1, h, w]`` float logits -> ``[N, 1, g, g]`` float32.
+
+    Args:
+        grid: ``g``.
+    """
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+
+    def forward(self, logits: Tensor) -> Tensor:
+        return saliency_from_logits(logits, self.grid)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}"
 
 
 class ReferenceSampler(nn.Module):

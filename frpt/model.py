@@ -2,11 +2,12 @@
 
 Provenance: FRPT (Wang et al., AAAI 2023), Fig. 2 and §3; released code (fast-reid based).
 
-Forward pass on a normalised image ``x`` ``[N, 3, S, S]`` float32:
+Forward pass on a normalised image ``x`` ``[N, 3, S, S]`` float32 -- one chain, used by training, evaluation and
+the export (which swaps the lowerable submodules of a copy, :mod:`frpt_export.families.frpt`):
 
 1. ``tap = backbone.forward_tap(x)`` -- the saliency pass runs the backbone only up to the tap;
-2. ``A = saliency_from_logits(parser(tap), g)`` -- ``[N, 1, g, g]`` float32, sums to 1;
-3. ``x' = sampler(x, A)`` -- structure modification (reference sampler unless the exporter swaps it);
+2. ``A = saliency(parser(tap))`` -- :class:`~frpt.dpp.SaliencyMap`, ``[N, 1, g, g]`` float32, sums to 1;
+3. ``x' = sampler(x, A)`` -- structure modification (:class:`~frpt.dpp.ReferenceSampler`);
 4. ``F = backbone.forward_features(x')``, ``F' = cah(F)``, ``e = head(F')`` ``[N, D]`` unnormalised;
 5. outputs: ``embedding = normalize(e)`` (L2, eps 1e-12), ``logits = classifier(e)``, ``saliency = A``.
 
@@ -24,13 +25,10 @@ from torch import Tensor, nn
 
 from frpt.backbones import FrozenBackbone, create_backbone
 from frpt.cah import CAH, EmbeddingHead
-from frpt.config import FRPTConfig
-from frpt.dpp import TAP_STRIDE, ContentParser, ReferenceSampler, saliency_from_logits
-from frpt.errors import FrptError
+from frpt.dpp import ContentParser, ReferenceSampler, SaliencyMap
+from frpt_runtime.families.frpt import DPP_TAP_STRIDE, FRPTConfig
 
-__all__ = ["FRPTOutput", "FRPT", "create_model"]
-
-MIN_INPUT_SIZE = 32
+__all__ = ["FRPT", "FRPTOutput", "create_model"]
 
 
 class FRPTOutput(NamedTuple):
@@ -47,6 +45,10 @@ class FRPTOutput(NamedTuple):
     saliency: Tensor
 
 
+def _l2(embedding: Tensor) -> Tensor:
+    return F.normalize(embedding.float(), dim=1, eps=1e-12)
+
+
 class FRPT(nn.Module):
     """Fine-grained Retrieval Prompt Tuning on a frozen backbone.
 
@@ -57,11 +59,12 @@ class FRPT(nn.Module):
 
     def __init__(self, config: FRPTConfig, backbone: FrozenBackbone) -> None:
         super().__init__()
-        if backbone.tap_stride != TAP_STRIDE[config.dpp_variant]:
-            raise ValueError(f"{config.dpp_variant} DPP needs a stride-{TAP_STRIDE[config.dpp_variant]} tap")
+        if backbone.tap_stride != DPP_TAP_STRIDE[config.dpp_variant]:
+            raise ValueError(f"{config.dpp_variant} DPP needs a stride-{DPP_TAP_STRIDE[config.dpp_variant]} tap")
         self.config = config
-        self.backbone = backbone
-        self.parser = ContentParser(backbone.tap_channels, config.dpp_variant, config.paper_kernel)
+        self.backbone: nn.Module = backbone
+        self.parser: nn.Module = ContentParser(backbone.tap_channels, config.dpp_variant, config.paper_kernel)
+        self.saliency: nn.Module = SaliencyMap(config.grid)
         self.sampler: nn.Module = ReferenceSampler(config.pad, config.fwhm)
         self.cah = CAH(backbone.num_features, config.cah_reduction)
         self.head = EmbeddingHead(backbone.num_features, config.pooling, config.gem_p, config.embedding_dim)
@@ -83,14 +86,22 @@ class FRPT(nn.Module):
 
     def perturb(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """DPP alone: normalised ``[N, 3, S, S]`` -> ``(saliency [N, 1, g, g] float32, warped [N, 3, S, S])``."""
-        saliency = saliency_from_logits(self.parser(self.backbone.forward_tap(x)), self.config.grid)
+        saliency = self.saliency(self.parser(self.backbone.forward_tap(x)))
         return saliency, self.sampler(x, saliency)
+
+    def _pooled(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(saliency [N, 1, g, g], unnormalised embedding [N, D])`` of a normalised ``[N, 3, S, S]`` batch."""
+        saliency, warped = self.perturb(x)
+        return saliency, self.head(self.cah(self.backbone.forward_features(warped)))
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Normalised float32 ``[N, 3, S, S]`` -> L2-normalised float32 embedding ``[N, D]`` (no classifier)."""
+        return _l2(self._pooled(x)[1])
 
     def forward(self, x: Tensor) -> FRPTOutput:
         """Normalised float32 ``[N, 3, S, S]`` -> :class:`FRPTOutput`."""
-        saliency, warped = self.perturb(x)
-        embedding = self.head(self.cah(self.backbone.forward_features(warped)))
-        return FRPTOutput(F.normalize(embedding.float(), dim=1, eps=1e-12), self.classifier(embedding), saliency)
+        saliency, embedding = self._pooled(x)
+        return FRPTOutput(_l2(embedding), self.classifier(embedding), saliency)
 
     @torch.no_grad()
     def embed_uint8(self, images: Tensor) -> Tensor:
@@ -101,7 +112,7 @@ class FRPT(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self.forward(self.prepare(images)).embedding
+            return self.embed(self.prepare(images))
         finally:
             self.train(was_training)
 
@@ -134,13 +145,11 @@ def create_model(
         random_init: random backbone weights (tests, or before loading a checkpoint).
 
     Raises:
-        FrptError: unknown backbone, missing/unreadable weights, input size below 32.
+        FrptError: unknown backbone, missing/unreadable weights.
     """
-    if config.input_size < MIN_INPUT_SIZE:
-        raise FrptError(f"input_size {config.input_size} is too small: use --input-size >= {MIN_INPUT_SIZE}")
     backbone = create_backbone(
         config.backbone,
-        tap_stride=TAP_STRIDE[config.dpp_variant],
+        tap_stride=DPP_TAP_STRIDE[config.dpp_variant],
         weights=backbone_weights,
         random_init=random_init or not pretrained,
     )

@@ -12,28 +12,27 @@ in DESIGN.md §2:
   with ``grid_sample(bilinear, zeros, align_corners=True)``.
 
 :func:`inhomogeneous_sample` is the numeric reference for every lowering (ONNX MatMul form, CUDA kernel,
-TensorRT plugin). :func:`coarse_grid_dense` is the released code's dense 61x61 formulation, kept only so
-tests can prove the separable form equal to it. :func:`blur_matrices` and :func:`bilinear_resize_matrix`
-express the fixed-size linear steps as constant matrices (exact; used by the standard ONNX lowering).
+TensorRT plugin, the numpy op ONNX Runtime runs). :func:`coarse_grid_dense` is the released code's dense 61x61
+formulation, kept only so tests can prove the separable form equal to it. The Gaussian taps and lattice
+coordinates come from :mod:`frpt_runtime.sampling_matrices`, which also holds the matrix form of the
+fixed-size linear steps used by the standard ONNX lowering.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from frpt_runtime import sampling_matrices
+
 __all__ = [
-    "gaussian_kernel_1d",
-    "padded_coordinates",
     "coarse_grid",
     "coarse_grid_dense",
-    "upsample_grid",
+    "gaussian_kernel_1d",
     "inhomogeneous_sample",
-    "blur_matrices",
-    "bilinear_resize_matrix",
+    "padded_coordinates",
+    "upsample_grid",
 ]
 
 
@@ -43,14 +42,12 @@ def gaussian_kernel_1d(pad: int, fwhm: float, dtype: torch.dtype = torch.float32
     Returns:
         ``[2*pad+1]`` tensor (unnormalised; the ratio numx/den cancels any scale).
     """
-    d = torch.arange(-pad, pad + 1, dtype=torch.float64, device=device)
-    return torch.exp(-4.0 * math.log(2.0) * d * d / (fwhm * fwhm)).to(dtype)
+    return torch.from_numpy(sampling_matrices.gaussian_taps(int(pad), float(fwhm))).to(device=device, dtype=dtype)
 
 
 def padded_coordinates(g: int, pad: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
     """Padded-grid coordinates ``(j - pad) / (g - 1)`` for ``j = 0..g+2*pad-1``: ``[g + 2*pad]``."""
-    j = torch.arange(g + 2 * pad, dtype=torch.float64, device=device)
-    return ((j - pad) / (g - 1)).to(dtype)
+    return torch.from_numpy(sampling_matrices.padded_coordinates(int(g), int(pad))).to(device=device, dtype=dtype)
 
 
 def _check_saliency(saliency: Tensor) -> int:
@@ -134,53 +131,5 @@ def inhomogeneous_sample(
     if image.dim() != 4 or image.shape[0] != saliency.shape[0]:
         raise ValueError(f"image must be [N, C, H, W] with N = saliency N, got {tuple(image.shape)}")
     grid = upsample_grid(coarse_grid(saliency, pad, fwhm), out_hw)
-    sampled = F.grid_sample(
-        image.to(grid.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True
-    )
+    sampled = F.grid_sample(image.to(grid.dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     return sampled.to(image.dtype)
-
-
-def bilinear_resize_matrix(in_size: int, out_size: int, align_corners: bool, dtype=torch.float64) -> Tensor:
-    """Matrix ``R`` (``[out_size, in_size]``) with ``R @ v`` = PyTorch's 1-D bilinear resize of ``v``.
-
-    Matches ``F.interpolate(mode="bilinear")`` along one axis (half-pixel centres, edge clamp when
-    ``align_corners`` is False), so a 2-D resize is ``R_h @ X @ R_w.T``.
-    """
-    r = torch.zeros(out_size, in_size, dtype=torch.float64)
-    for o in range(out_size):
-        if align_corners:
-            src = o * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
-        else:
-            src = max((o + 0.5) * in_size / out_size - 0.5, 0.0)
-        i0 = min(int(math.floor(src)), in_size - 1)
-        i1 = min(i0 + 1, in_size - 1)
-        w1 = src - i0
-        r[o, i0] += 1.0 - w1
-        r[o, i1] += w1
-    return r.to(dtype)
-
-
-def blur_matrices(g: int, pad: int, fwhm: float, dtype=torch.float64) -> tuple[Tensor, Tensor]:
-    """Fold replication padding, coordinate weighting and the 1-D Gaussian into ``g x g`` matrices.
-
-    With ``C`` the valid-correlation Toeplitz matrix (``[g, g+2p]``) and ``R`` the replication-padding
-    matrix (``[g+2p, g]``): ``M = C R``, ``Mc = C diag(coords) R``. For a saliency map ``A`` (``[g, g]``)::
-
-        den  = M  @ A @ M.T
-        numx = M  @ A @ Mc.T
-        numy = Mc @ A @ M.T
-
-    Returns:
-        ``(M, Mc)``, both ``[g, g]``.
-    """
-    n = g + 2 * pad
-    k = gaussian_kernel_1d(pad, fwhm, torch.float64)
-    c = torch.zeros(g, n, dtype=torch.float64)
-    for i in range(g):
-        c[i, i : i + 2 * pad + 1] = k
-    rep = torch.zeros(n, g, dtype=torch.float64)
-    rep[torch.arange(n), torch.clamp(torch.arange(n) - pad, 0, g - 1)] = 1.0
-    coords = padded_coordinates(g, pad, torch.float64)
-    m = c @ rep
-    mc = c @ torch.diag(coords) @ rep
-    return m.to(dtype), mc.to(dtype)

@@ -24,13 +24,13 @@ from PIL import Image, ImageDraw
 
 __all__ = [
     "CRESTS",
-    "WING_MARKS",
     "TAILS",
+    "WING_MARKS",
     "SyntheticSpec",
     "class_names",
-    "split_of",
-    "render_bird",
     "generate_synthetic",
+    "render_bird",
+    "split_of",
 ]
 
 CRESTS = ("bare", "spike", "trident", "knob", "plume", "fork")
@@ -172,7 +172,7 @@ def render_bird(parts: tuple[int, int, int], rng: np.random.Generator, size: int
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     layer = layer.rotate(float(rng.uniform(-25, 25)), resample=Image.Resampling.BILINEAR)
     scale = float(rng.uniform(0.55, 0.85))
-    side = max(8, int(round(size * scale)))
+    side = max(8, round(size * scale))
     layer = layer.resize((side, side), Image.Resampling.BILINEAR)
     slack = size - side
     jitter = rng.integers(-(slack // 4), slack // 4 + 1, size=2)

@@ -19,13 +19,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from frpt.config import FRPTConfig
-from frpt.datasets import ImageListDataset, load_split
-from frpt.errors import FrptError
-from frpt.metrics import DEFAULT_KS, recall_at_k
+from frpt.dataset_layouts import load_split
+from frpt.datasets import ImageListDataset
 from frpt.model import FRPT, create_model
+from frpt_runtime.devices import parse_device
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.metrics import DEFAULT_KS, recall_at_k
 
-__all__ = ["TrainSettings", "EpochStats", "resolve_device", "train", "embed_dataset", "evaluate_recall"]
+__all__ = ["EpochStats", "TrainSettings", "embed_dataset", "evaluate_recall", "resolve_device", "train"]
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,22 @@ class EpochStats:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; refuses an unavailable CUDA device with a FrptError."""
-    if name == "auto":
+    """A ``--device`` (:mod:`frpt_runtime.devices`) as a torch device: ``auto`` is CUDA when available, else CPU.
+
+    Raises:
+        FrptError: a malformed value, CUDA asked for but unavailable, or a GPU ordinal that does not exist.
+    """
+    device = parse_device(name)
+    if device.kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FrptError(f"device {name} requested but CUDA is not available: use --device cpu")
-    return device
+    if device.kind == "cpu":
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise FrptError(f"--device {device} requested but CUDA is not available: use --device cpu")
+    if device.ordinal >= count:
+        raise FrptError(f"--device {device}: GPU {device.ordinal} does not exist ({count} present)")
+    return torch.device("cuda", device.ordinal)
 
 
 def _progress(iterable, settings: TrainSettings, desc: str, total: int):

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from frpt.model import FRPT
 
-__all__ = ["warp_panels", "warp_grid", "save_warp_grid"]
+__all__ = ["save_warp_grid", "warp_grid", "warp_panels"]
 
 COLUMNS = ("original", "saliency", "DPP-perturbed")
 

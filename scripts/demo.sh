@@ -3,7 +3,7 @@
 # synthetic fine-grained set -> FRPT trained on the pretrained EfficientNet-Lite0 -> ONNX (fp32 + fp16 graphs)
 # -> engine built with the TensorRT builder present (TensorRT-RTX here) -> held-out folder embedded with
 # ONNX Runtime -> parity verified on the reference bundles -> Recall@1 from the written embeddings.
-# About 10 minutes on 2 cores. Outputs in $FRPT_DEMO_DIR (default runs/demo).
+# About 2 minutes on 2 cores after the install. Outputs in $FRPT_DEMO_DIR (default runs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -18,8 +18,8 @@ t0=$SECONDS
 
 step "1/7 synthetic fine-grained birds + FRPT training (frozen pretrained EfficientNet-Lite0, ${SIZE}px, ${EPOCHS} epochs)"
 frpt-train --synthetic "$RUN/data" --synthetic-per-class "$PER_CLASS" --input-size "$SIZE" --epochs "$EPOCHS" \
-    --out "$RUN/frpt.pt" --eval
-frpt-eval --ckpt "$RUN/frpt.pt" --data "$RUN/data" --show-warps 6 --warps-png "$RUN/warps.png" >/dev/null
+    -o "$RUN/frpt.pt" --eval
+frpt-eval --ckpt "$RUN/frpt.pt" --data "$RUN/data" --show-warps 6 -o "$RUN/warps.png" >/dev/null
 
 step "2/7 ONNX export, fp32 graph (standard lowering) + reference bundle"
 frpt-export onnx --ckpt "$RUN/frpt.pt" -o "$RUN/model.onnx"
@@ -29,10 +29,10 @@ frpt-export onnx --ckpt "$RUN/frpt.pt" -o "$RUN/model.fp16.onnx" --precision fp1
 frpt-export onnx --ckpt "$RUN/frpt.pt" -o "$RUN/model.plugin.onnx" --lowering plugin
 
 step "4/7 TensorRT engine from the fp16 graph (strongly typed; the builder present: tensorrt or tensorrt_rtx)"
-frpt-export trt --onnx "$RUN/model.fp16.onnx" --plan "$RUN/model.fp16.plan" --min-batch 1 --opt-batch 16 --max-batch 32
+frpt-export trt --onnx "$RUN/model.fp16.onnx" -o "$RUN/model.fp16.plan" --min-batch 1 --opt-batch 16 --max-batch 32
 
 step "5/7 frpt-embed the held-out classes with ONNX Runtime (no torch in that path)"
-frpt-embed "$RUN/data/test" --onnx "$RUN/model.onnx" --out "$RUN/embed" --batch 16
+frpt-embed "$RUN/data/test" --onnx "$RUN/model.onnx" -o "$RUN/embed" --batch-size 16
 
 step "6/7 parity on the reference bundles (fp32: max|d| <= 1e-4; fp16: min cos >= 0.999, top-1 >= 99%)"
 frpt-verify "$RUN/model.onnx"

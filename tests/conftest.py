@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from frpt.config import FRPTConfig
+from frpt_runtime.families.frpt import FRPTConfig
 
 
 @pytest.fixture

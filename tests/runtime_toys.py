@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from frpt_runtime.bundle import RefBundle, save_bundle
-from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
-from frpt_runtime.images import ImageDecodeError, list_images, load_image
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from frpt.config import FRPTConfig
+from frpt_runtime.bundle import RefBundle, save_bundle
+from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
+from frpt_runtime.families.frpt import MIN_INPUT_SIZE, FRPTConfig
+from frpt_runtime.images import ImageDecodeError, list_images, load_image
 
-TOY_SIZE, TOY_DIM = 16, 8
+TOY_SIZE, TOY_DIM = MIN_INPUT_SIZE, 8
 
 
 def make_toy_onnx(
@@ -40,15 +40,34 @@ def make_toy_onnx(
         helper.make_node("MatMul", ["unit", "W"], ["raw"]),
         helper.make_node("LpNormalization", ["raw"], ["embedding"], axis=1, p=2),
     ]
-    if plugin_node:  # a frpt::InhomogeneousSample on a side branch makes it a plugin-lowered graph
-        nodes.append(
-            helper.make_node("InhomogeneousSample", ["x", "x"], ["unused"], domain="frpt", out_h=size, out_w=size)
-        )
+    if plugin_node:  # a frpt::InhomogeneousSample on a side branch (valid inputs) makes it a plugin-lowered graph
+        nodes += [
+            helper.make_node("Transpose", ["x"], ["x_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("ReduceMean", ["x_nchw"], ["mass"], axes=[1], keepdims=1),
+            helper.make_node("Add", ["mass", "scale"], ["positive"]),
+            helper.make_node("ReduceSum", ["positive", "grid_axes"], ["total"], keepdims=1),
+            helper.make_node("Div", ["positive", "total"], ["saliency"]),
+            helper.make_node(
+                "InhomogeneousSample",
+                ["x_nchw", "saliency"],
+                ["unused"],
+                domain="frpt",
+                out_h=size,
+                out_w=size,
+                pad=30,
+                fwhm=13.0,
+                align_corners=1,
+                plugin_version="1",
+                plugin_namespace="frpt",
+            ),
+        ]
     inits = [
         numpy_helper.from_array(np.array([-1, size * size * 3], np.int64), "flat_shape"),
         numpy_helper.from_array(np.array(255.0, np.float32), "scale"),
         numpy_helper.from_array(weights, "W"),
     ]
+    if plugin_node:
+        inits.append(numpy_helper.from_array(np.array([2, 3], np.int64), "grid_axes"))
     graph = helper.make_graph(
         nodes,
         "toy_frpt",
@@ -85,9 +104,7 @@ def toy_reference(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def toy_sidecar(plan: Path, **changes: object) -> EngineSidecar:
     fields: dict[str, object] = dict(
-        config=FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0).to_dict(),
-        precision="fp16",
-        lowering="standard",
+        onnx_metadata=toy_metadata(precision="fp16"),
         trt_flavour="tensorrt",
         trt_version="10.3.0",
         gpu_name="Orin",
@@ -124,7 +141,7 @@ def make_image_folder(root: Path, good: int = 9) -> Path:
         if i % 3 == 0:
             Image.fromarray(pixels).save(sub / f"img{i}.jpg", quality=90)
         elif i % 3 == 1:
-            rgba = np.concatenate([pixels, rng.integers(0, 256, pixels.shape[:2] + (1,), dtype=np.uint8)], axis=-1)
+            rgba = np.concatenate([pixels, rng.integers(0, 256, (*pixels.shape[:2], 1), dtype=np.uint8)], axis=-1)
             Image.fromarray(rgba, mode="RGBA").save(sub / f"img{i}.png")
         else:
             Image.fromarray(pixels[..., 0], mode="L").save(sub / f"img{i}.png")

@@ -66,7 +66,19 @@ def build_host_library(out_dir: Path) -> Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
     lib = Path(out_dir) / "libfrpt_sampler_host.so"
-    cmd = [compiler, "-std=c++17", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", str(HOST_SOURCE), "-o", str(lib)]
+    cmd = [
+        compiler,
+        "-std=c++17",
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        str(HOST_SOURCE),
+        "-o",
+        str(lib),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return lib
 
@@ -77,8 +89,18 @@ def build_kernel_library(out_dir: Path, arch: str = "native") -> Path:
     if nvcc is None:
         raise RuntimeError("nvcc not on PATH")
     lib = Path(out_dir) / "libfrpt_sampler_kernels.so"
-    cmd = [nvcc, "-std=c++17", "-O3", f"-arch={arch}", "-shared", "-Xcompiler", "-fPIC,-Wall,-Wextra",
-           str(KERNEL_SOURCE), "-o", str(lib)]
+    cmd = [
+        nvcc,
+        "-std=c++17",
+        "-O3",
+        f"-arch={arch}",
+        "-shared",
+        "-Xcompiler",
+        "-fPIC,-Wall,-Wextra",
+        str(KERNEL_SOURCE),
+        "-o",
+        str(lib),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return lib
 
@@ -115,7 +137,9 @@ def saliency_maps(kind: str, n: int, g: int, rng: np.random.Generator) -> np.nda
 def smooth_images(n: int, c: int, hw: tuple[int, int], rng: np.random.Generator, cells: int = 8) -> np.ndarray:
     """Random images ``[n, c, *hw]`` float32 in [0, 1]: uniform noise on a ``(cells+1)^2`` lattice, bilinearly
     interpolated (features ~hw/cells pixels wide, like natural images at the model's input size)."""
-    axes = [np.maximum(0.0, 1.0 - np.abs(np.linspace(0, cells, size)[:, None] - np.arange(cells + 1)[None])) for size in hw]
+    axes = [
+        np.maximum(0.0, 1.0 - np.abs(np.linspace(0, cells, size)[:, None] - np.arange(cells + 1)[None])) for size in hw
+    ]
     coarse = rng.uniform(0.0, 1.0, (n, c, cells + 1, cells + 1))
     return np.einsum("hy,ncyx,wx->nchw", axes[0], coarse, axes[1]).astype(np.float32)
 
@@ -188,7 +212,11 @@ class KernelLibrary:
         self._lib.frptLaunchCoarseGrid.argtypes = [SampleParams, vp, vp, vp]
         self._lib.frptLaunchSampleImage.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp]
         self._lib.frptLaunchInhomogeneousSample.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp, vp]
-        for fn in (self._lib.frptLaunchCoarseGrid, self._lib.frptLaunchSampleImage, self._lib.frptLaunchInhomogeneousSample):
+        for fn in (
+            self._lib.frptLaunchCoarseGrid,
+            self._lib.frptLaunchSampleImage,
+            self._lib.frptLaunchInhomogeneousSample,
+        ):
             fn.restype = ctypes.c_int32
 
     def workspace_size(self, n: int, g: int) -> int:

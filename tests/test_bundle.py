@@ -6,26 +6,26 @@ import json
 import numpy as np
 import pytest
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
-from frpt_runtime.bundle import RefBundle, bundle_path_for, load_bundle, save_bundle
+from frpt_runtime.bundle import RefBundle, load_bundle, save_bundle
+from frpt_runtime.contract import ExportMetadata, Lowering, Precision, bundle_path_for, sidecar_path_for
 from frpt_runtime.engine_sidecar import (
     EngineSidecar,
     check_compatible,
     read_sidecar,
     sha256_file,
-    sidecar_path,
     write_sidecar,
 )
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
 from frpt_runtime.parity import THRESHOLDS
 
-CFG = FRPTConfig(input_size=16, num_classes=3, class_names=("a", "b", "c"))
+CFG = FRPTConfig(input_size=64, num_classes=3, class_names=("a", "b", "c"))
 
 
 def _bundle(m: int = 5, d: int = 8) -> RefBundle:
     rng = np.random.default_rng(0)
     return RefBundle(
-        images=rng.integers(0, 256, size=(m, 16, 16, 3), dtype=np.uint8),
+        images=rng.integers(0, 256, size=(m, 64, 64, 3), dtype=np.uint8),
         embeddings=rng.normal(size=(m, d)).astype(np.float32),
         batch_sizes=np.array([1, m - 1], dtype=np.int64),
         config=CFG,
@@ -47,7 +47,7 @@ def test_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "change, match",
     [
-        (dict(images=np.zeros((5, 16, 16, 3), np.float32)), "uint8"),
+        (dict(images=np.zeros((5, 64, 64, 3), np.float32)), "uint8"),
         (dict(images=np.zeros((5, 17, 17, 3), np.uint8)), "uint8"),
         (dict(embeddings=np.zeros((4, 8), np.float32)), "float32"),
         (dict(embeddings=np.zeros((5, 8), np.float64)), "float32"),
@@ -71,11 +71,16 @@ def test_bad_files_one_line(tmp_path):
     garbage = tmp_path / "g.ref.npz"
     garbage.write_bytes(b"not a zip")
     partial = tmp_path / "p.ref.npz"
-    np.savez(partial, images=np.zeros((1, 16, 16, 3), np.uint8))
+    np.savez(partial, images=np.zeros((1, 64, 64, 3), np.uint8))
     pickled = tmp_path / "o.ref.npz"
     b = _bundle()
-    np.savez(pickled, images=b.images, embeddings=b.embeddings, batch_sizes=b.batch_sizes,
-             meta=np.array([{"x": 1}], dtype=object))
+    np.savez(
+        pickled,
+        images=b.images,
+        embeddings=b.embeddings,
+        batch_sizes=b.batch_sizes,
+        meta=np.array([{"x": 1}], dtype=object),
+    )
     for bad, match in ((truncated, "unreadable"), (garbage, "unreadable"), (partial, "lacks"), (pickled, "unreadable")):
         with pytest.raises(FrptError, match=match) as info:
             load_bundle(bad)
@@ -84,9 +89,18 @@ def test_bad_files_one_line(tmp_path):
 
 def _sidecar(**kw) -> EngineSidecar:
     base = dict(
-        config=CFG.to_dict(), precision="fp16", lowering="standard", trt_flavour="tensorrt", trt_version="10.3.0",
-        gpu_name="Orin", compute_capability="8.7", min_batch=1, opt_batch=8, max_batch=16,
-        onnx_sha256="a" * 64, plan_sha256="b" * 64, toolkit_version="0.1.0", plugin_required=False,
+        onnx_metadata=ExportMetadata(CFG, Precision.fp16, Lowering.standard, 17, "0.1.0").to_props(),
+        trt_flavour="tensorrt",
+        trt_version="10.3.0",
+        gpu_name="Orin",
+        compute_capability="8.7",
+        min_batch=1,
+        opt_batch=8,
+        max_batch=16,
+        onnx_sha256="a" * 64,
+        plan_sha256="b" * 64,
+        toolkit_version="0.1.0",
+        plugin_required=False,
     )
     return EngineSidecar(**{**base, **kw})
 
@@ -95,7 +109,7 @@ def test_sidecar_round_trip_and_checks(tmp_path):
     plan = tmp_path / "model.plan"
     plan.write_bytes(b"engine")
     path = write_sidecar(plan, _sidecar(plan_sha256=sha256_file(plan)))
-    assert path == sidecar_path(plan) == tmp_path / "model.plan.json"
+    assert path == sidecar_path_for(plan) == tmp_path / "model.plan.json"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.plan", "model.plan.json"]
     side = read_sidecar(plan)
     assert side == _sidecar(plan_sha256=sha256_file(plan))
@@ -110,10 +124,10 @@ def test_sidecar_round_trip_and_checks(tmp_path):
 def test_sidecar_errors(tmp_path):
     with pytest.raises(FrptError, match="not found"):
         read_sidecar(tmp_path / "none.plan")
-    sidecar_path(tmp_path / "bad.plan").write_text("{")
+    sidecar_path_for(tmp_path / "bad.plan").write_text("{")
     with pytest.raises(FrptError, match="unreadable"):
         read_sidecar(tmp_path / "bad.plan")
-    sidecar_path(tmp_path / "old.plan").write_text(json.dumps({"precision": "fp16"}))
+    sidecar_path_for(tmp_path / "old.plan").write_text(json.dumps({"precision": "fp16"}))
     with pytest.raises(FrptError, match="lacks fields"):
         read_sidecar(tmp_path / "old.plan")
     with pytest.raises(FrptError, match="batch range"):

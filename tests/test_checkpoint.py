@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from frpt.checkpoint import load_checkpoint, save_checkpoint
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt.model import create_model
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
 
 
 @pytest.fixture
@@ -80,5 +80,5 @@ def test_other_architecture_refused(saved, tmp_path) -> None:
         load_checkpoint(other)
     payload["config"] = '{"backbone": "efficientnet_lite0", "wings": 2}'
     torch.save(payload, other)
-    with pytest.raises(FrptError, match="unreadable model config"):
+    with pytest.raises(FrptError, match="invalid frpt model config"):
         load_checkpoint(other)

@@ -9,13 +9,13 @@ import torch
 from typer.testing import CliRunner
 
 from frpt.checkpoint import save_checkpoint
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt.model import create_model
 from frpt_export import cli
 from frpt_export.trt_build import BUILDER_HINT
-from frpt_runtime.trt_module import import_tensorrt
 from frpt_runtime.engine_sidecar import read_sidecar
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.trt_module import import_tensorrt
 
 runner = CliRunner()
 
@@ -67,7 +67,7 @@ def test_onnx_command_writes_files_and_summary(exported):
 
 
 def test_onnx_command_bad_checkpoint_one_line_exit_2(ckpts, tmp_path):
-    root, good, _ = ckpts
+    _root, good, _ = ckpts
     truncated = tmp_path / "trunc.ckpt"
     truncated.write_bytes(good.read_bytes()[:1000])
     for bad in (tmp_path / "missing.ckpt", truncated):
@@ -86,7 +86,7 @@ def test_parity_command_passes_and_fails_naming_the_sample(ckpts, exported):
     assert ok.exit_code == 0 and "PASSED" in ok.stdout
     bad = _invoke("parity", "--ckpt", other, "--onnx", out)
     assert bad.exit_code == 1
-    assert "FAILED: sample" in bad.stdout and "parity FAILED: sample" in bad.stderr
+    assert "FAILED: sample" in bad.stdout and "error: parity check failed: sample" in bad.stderr
 
 
 def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_path):
@@ -98,28 +98,31 @@ def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_pat
     _, fp32_onnx = exported
     refused = _invoke("trt", "--onnx", fp32_onnx, "--fp16")
     assert refused.exit_code == 2 and "--ckpt" in refused.stderr
-    as_is = _invoke("trt", "--onnx", fp32_onnx, "--plan", tmp_path / "as_is" / "m.plan", "--max-batch", 2,
-                    "--opt-batch", 1)
+    as_is = _invoke("trt", "--onnx", fp32_onnx, "-o", tmp_path / "as_is" / "m.plan", "--max-batch", 2, "--opt-batch", 1)
     assert as_is.exit_code == 0, as_is.output
-    assert read_sidecar(tmp_path / "as_is" / "m.plan").precision == "fp32"
+    assert read_sidecar(tmp_path / "as_is" / "m.plan").metadata.precision == "fp32"
     shutil.rmtree(tmp_path / "as_is")
     plan = tmp_path / "model.plan"
-    result = _invoke("trt", "--ckpt", good, "--fp16", "--plan", plan, "--min-batch", 1, "--opt-batch", 2,
-                     "--max-batch", 4)
+    result = _invoke("trt", "--ckpt", good, "--fp16", "-o", plan, "--min-batch", 1, "--opt-batch", 2, "--max-batch", 4)
     assert result.exit_code == 0, result.output
     assert "engine" in result.stdout and "fp16" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "model.onnx", "model.plan", "model.plan.json", "model.ref.inputs.json", "model.ref.npz",
-        "model.ref.outputs.json"]
+        "model.onnx",
+        "model.plan",
+        "model.plan.json",
+        "model.ref.inputs.json",
+        "model.ref.npz",
+        "model.ref.outputs.json",
+    ]
     side = read_sidecar(plan)
-    assert (side.precision, side.max_batch) == ("fp16", 4)
+    assert (side.metadata.precision, side.max_batch) == ("fp16", 4)
 
 
 def test_trt_refuses_a_plan_path_that_is_an_input(ckpts, exported):
     _, good, _ = ckpts
     _, onnx_path = exported
     before = onnx_path.read_bytes(), good.read_bytes()
-    for args in (["--onnx", onnx_path, "--plan", onnx_path], ["--ckpt", good, "--fp16", "--plan", good]):
+    for args in (["--onnx", onnx_path, "-o", onnx_path], ["--ckpt", good, "--fp16", "-o", good]):
         result = _invoke("trt", *args)
         assert result.exit_code == 2 and "would overwrite the input" in result.stderr, result.output
     assert (onnx_path.read_bytes(), good.read_bytes()) == before
@@ -129,9 +132,9 @@ def test_missing_dependency_names_the_extra(ckpts, exported, monkeypatch):
     _, good, _ = ckpts
     _, out = exported
 
-    def missing(name):
-        raise ModuleNotFoundError(f"No module named {name!r}", name="onnx")
+    def missing(*args):
+        raise ModuleNotFoundError("No module named 'onnx'", name="onnx")
 
-    monkeypatch.setattr(cli.importlib, "import_module", missing)
+    monkeypatch.setattr("frpt_export.reference.live_parity", missing)
     result = _invoke("parity", "--ckpt", good, "--onnx", out)
     assert result.exit_code == 2 and "pip install 'frpt-toolkit[export]'" in result.stderr

@@ -27,7 +27,7 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
             str(synthetic_root),
             "--random-init",
             "--input-size",
-            "32",
+            "64",
             "--epochs",
             "1",
             "--batch-size",
@@ -48,13 +48,13 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
     png = tmp_path / "warps.png"
     result = runner.invoke(
         eval_app,
-        ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "--warps-png", str(png), "--json"],
+        ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "-o", str(png), "--json"],
     )
     assert result.exit_code == 0, result.output
     recall = json.loads(result.stdout)
     assert set(recall) >= {"recall@1", "recall@2", "recall@4", "recall@8", "images", "classes", "warps_png"}
     with Image.open(png) as im:
-        assert im.size[0] == 3 * 32 and im.size[1] > 3 * 32
+        assert im.size[0] == 3 * 64 and im.size[1] > 3 * 64
 
     human = runner.invoke(eval_app, ["--ckpt", str(ckpt), "--data", str(synthetic_root)])
     assert human.exit_code == 0 and human.stdout.startswith("R@1") and "72 images, 36 classes" in human.stdout
@@ -62,6 +62,7 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
 
 def test_eval_of_frpt_embed_output(tmp_path) -> None:
     import numpy as np
+
     from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, MANIFEST_FORMAT
 
     np.save(tmp_path / EMBEDDINGS_FILE, np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32))

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from frpt.datasets import ImageListDataset, detect_layout, load_split
-from frpt.errors import FrptError
+from frpt.dataset_layouts import detect_layout, load_split
+from frpt.datasets import ImageListDataset
 from frpt.synthetic import (
     CRESTS,
     TAILS,
@@ -21,6 +21,7 @@ from frpt.synthetic import (
     render_bird,
     split_of,
 )
+from frpt_runtime.errors import FrptError
 
 
 def _png(path: Path, value: int) -> Path:
@@ -81,7 +82,10 @@ def test_cars_annos_layout(tmp_path: Path) -> None:
     assert train.classes == ("001_AM General Hummer", "002_Acura RL")
     assert test.classes == ("003_BMW M3", "004_Audi TT")
     assert len(train) == 4 and len(test) == 4
-    assert [p.name for p, l in zip(test.paths, test.labels) if l == 1] == ["000003.jpg", "000007.jpg"]
+    assert [p.name for p, label in zip(test.paths, test.labels, strict=True) if label == 1] == [
+        "000003.jpg",
+        "000007.jpg",
+    ]
 
 
 def test_cars_devkit_layout(tmp_path: Path) -> None:
@@ -126,7 +130,7 @@ def test_aircraft_layout(tmp_path: Path) -> None:
     assert detect_layout(root) == "aircraft" and detect_layout(data) == "aircraft"
     test = load_split(root, "test")
     assert test.classes == ("Cessna 172", "F-16A/B")
-    assert [(p.stem, l) for p, l in zip(test.paths, test.labels)] == [
+    assert [(p.stem, label) for p, label in zip(test.paths, test.labels, strict=True)] == [
         ("1000002", 0),
         ("1000003", 1),
         ("1000006", 0),

@@ -12,14 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-from frpt_runtime.bundle import RefBundle, save_bundle
-from frpt_runtime.cli import embed_app, verify_app
-from frpt_runtime.embed import CRASH_ENV, embed_folder
-from frpt_runtime.engine_sidecar import sha256_file
-from frpt_runtime.images import ImageDecodeError
-from frpt_runtime.manifest import PARTIAL_DIR, read_manifest
-from frpt_runtime.pipeline import BatchPipeline
 from runtime_toys import (
     BAD_FILES,
     TOY_SIZE,
@@ -31,8 +23,18 @@ from runtime_toys import (
 )
 from typer.testing import CliRunner
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frpt_runtime.bundle import RefBundle, save_bundle
+from frpt_runtime.cli import embed_app, verify_app
+from frpt_runtime.embed import embed_folder
+from frpt_runtime.engine_sidecar import sha256_file
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.images import ImageDecodeError
+from frpt_runtime.manifest import PARTIAL_DIR, read_manifest
+from frpt_runtime.pipeline import BatchPipeline
+
+HARNESS = Path(__file__).with_name("crash_harness.py")
 
 
 @pytest.fixture
@@ -115,25 +117,26 @@ def test_embed_refuses_empty_folder_before_loading_model(tmp_path: Path) -> None
 def _cli_embed(
     folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None
 ) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = str(crash)
+    """frpt-embed in a subprocess; ``crash=K``: SIGKILL after chunk K's rows are fsync'd, before its journal line."""
+    if crash is None:
+        launcher = ["-c", "from frpt_runtime.cli import embed_app; embed_app()"]
+    else:
+        launcher = [str(HARNESS), f"fsync:rows.f32:{crash + 1}", "frpt_runtime.cli:embed_app"]
     cmd = [
         sys.executable,
-        "-c",
-        "from frpt_runtime.cli import embed_app; embed_app()",
+        *launcher,
         str(folder),
         "--onnx",
         str(model),
         "--out",
         str(out),
-        "--batch",
+        "--batch-size",
         "2",
         "--workers",
         "2",
         *extra,
     ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 def test_resume_after_kill_is_byte_identical(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
@@ -161,7 +164,7 @@ def test_resume_refuses_other_run_and_restarts_without_flag(
     folder, model, _ = setup
     out = tmp_path / "out"
     assert _cli_embed(folder, model, out, crash=1).returncode == -9
-    other = _cli_embed(folder, model, out, "--resume", "--batch", "3")
+    other = _cli_embed(folder, model, out, "--resume", "--batch-size", "3")
     expected = f"partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume"
     assert other.returncode == 2 and other.stderr.strip().splitlines() == [f"error: {expected} to start over"]
     fresh = _cli_embed(folder, model, out, "--json")
@@ -186,7 +189,7 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
     runner = CliRunner()
     toy_bundle(model.with_name("toy.ref.npz"), weights)
     result = runner.invoke(
-        embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch", "5"]
+        embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch-size", "5"]
     )
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.stdout and "embedded 9 images" in result.stdout and "broken.jpg:" in result.stdout
@@ -197,7 +200,7 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
     assert failed.exit_code == 1 and not (tmp_path / "f" / "embeddings.npy").exists()
     for args, message in [
         ([str(folder)], "exactly one model"),
-        ([str(tmp_path / "nope"), "--onnx", str(model)], "image folder not found"),
+        ([str(tmp_path / "nope"), "--onnx", str(model)], "nope not found"),
         ([str(folder), "--onnx", str(tmp_path / "none.onnx")], "model file not found"),
         ([str(folder), "--onnx", str(model), "--providers", "cuda"], "'cuda' is not available"),
     ]:
@@ -261,7 +264,7 @@ def test_cli_embed_refuses_bad_out_and_workers_before_work(
 def test_os_error_mid_run_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     import typer
 
-    from frpt.cli_common import run_command
+    from frpt_runtime.cli_common import run_command
 
     def body() -> int:
         raise OSError(28, "No space left on device")
@@ -310,7 +313,7 @@ def test_ctrl_c_names_resume_and_exits_130(
     setup: tuple[Path, Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, model, _ = setup
-    import frpt_runtime.embed as embed_module
+    import frpt_runtime.embed_job as embed_module
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

@@ -9,7 +9,6 @@ uint8 pixels, the bad ones are listed; a run killed mid-way and resumed writes b
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from frpt_runtime.embed import CRASH_ENV
 from frpt_runtime.images import load_image
 from frpt_runtime.manifest import read_manifest
 from frpt_runtime.parity import FP32_MAX_ABS, compare_embeddings
@@ -31,14 +29,14 @@ SIZE = 64
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory):
-    from frpt.config import FRPTConfig
     from frpt.model import create_model
     from frpt_export.onnx_export import export_onnx
+    from frpt_runtime.families.frpt import FRPTConfig
 
     torch.manual_seed(0)
     model = create_model(FRPTConfig(input_size=SIZE, num_classes=5)).eval()
     path = tmp_path_factory.mktemp("export") / "frpt.onnx"
-    report = export_onnx(model, path, lowering="standard", precision="fp32")
+    report = export_onnx(model, path)
     assert report.parity["passed"], report.parity
     return model, path
 
@@ -64,12 +62,26 @@ def _folder(root: Path) -> Path:
 
 
 def _embed(folder: Path, model: Path, out: Path, *extra: str, crash: int | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-    if crash is not None:
-        env[CRASH_ENV] = str(crash)
-    script = str(Path(sys.executable).with_name("frpt-embed"))
-    cmd = [script, str(folder), "--onnx", str(model), "--out", str(out), "--batch", "2", "--workers", "2", *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    """The installed frpt-embed; ``crash=K``: SIGKILL after chunk K's rows are fsync'd (tests/crash_harness.py)."""
+    if crash is None:
+        launcher = [str(Path(sys.executable).with_name("frpt-embed"))]
+    else:
+        harness = str(Path(__file__).with_name("crash_harness.py"))
+        launcher = [sys.executable, harness, f"fsync:rows.f32:{crash + 1}", "frpt_runtime.cli:embed_app"]
+    cmd = [
+        *launcher,
+        str(folder),
+        "--onnx",
+        str(model),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--workers",
+        "2",
+        *extra,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: Path) -> None:
@@ -118,13 +130,15 @@ def test_verify_configures_itself_from_each_export(exported, tmp_path: Path, low
     """fp16 graphs are judged by the fp16 thresholds; plugin graphs run through the exporter's ORT custom op."""
     from typer.testing import CliRunner
 
+    from frpt_export.graph import LowerOptions
     from frpt_export.onnx_export import export_onnx
     from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from frpt_runtime.cli import verify_app
+    from frpt_runtime.contract import Lowering, Precision
 
     model, _ = exported
     path = tmp_path / f"{lowering}-{precision}.onnx"
-    export_onnx(model, path, lowering=lowering, precision=precision)
+    export_onnx(model, path, LowerOptions(Lowering(lowering), Precision(precision)))
     with OnnxRuntimeBackend(path) as backend:
         assert (backend.info.lowering, backend.info.precision) == (lowering, precision)
     result = CliRunner().invoke(verify_app, [str(path), "--json"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 from frpt_runtime.images import ImageDecodeError, list_images, load_image, resized_shape
 
 SIZE, CROP = 32, 0.875

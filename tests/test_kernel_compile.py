@@ -8,16 +8,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import sampler_testkit as kit
 
 REPO = Path(__file__).resolve().parents[1]
-import sampler_testkit as kit
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH (CUDA toolkit not installed)")
 needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not on PATH")
@@ -26,8 +25,20 @@ CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE = 0, 1
 
 @needs_nvcc
 def test_kernels_compile_for_jetson_orin_without_warnings(tmp_path: Path) -> None:
-    cmd = ["nvcc", "-std=c++17", "-O3", "-arch=sm_87", "-Werror", "all-warnings", "-Xcompiler", "-Wall,-Wextra,-Werror",
-           "-c", str(kit.KERNEL_SOURCE), "-o", str(tmp_path / "kernel.o")]
+    cmd = [
+        "nvcc",
+        "-std=c++17",
+        "-O3",
+        "-arch=sm_87",
+        "-Werror",
+        "all-warnings",
+        "-Xcompiler",
+        "-Wall,-Wextra,-Werror",
+        "-c",
+        str(kit.KERNEL_SOURCE),
+        "-o",
+        str(tmp_path / "kernel.o"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "kernel.o").stat().st_size > 0
@@ -36,8 +47,11 @@ def test_kernels_compile_for_jetson_orin_without_warnings(tmp_path: Path) -> Non
 @needs_nvcc
 @needs_cmake
 def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> None:
-    defines = {"CMAKE_CUDA_ARCHITECTURES": "90", "TensorRT_INCLUDE_DIR": str(tmp_path / "no-tensorrt"),
-               "FRPT_WARNINGS_AS_ERRORS": "ON"}
+    defines = {
+        "CMAKE_CUDA_ARCHITECTURES": "90",
+        "TensorRT_INCLUDE_DIR": str(tmp_path / "no-tensorrt"),
+        "FRPT_WARNINGS_AS_ERRORS": "ON",
+    }
     log = kit.cmake_build(tmp_path / "build", defines, ["all"])
     assert "TensorRT headers (NvInferRuntime.h) not found: NOT building libfrpt_plugins.so" in " ".join(log.split())
     build = tmp_path / "build"
@@ -62,8 +76,12 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
 @needs_nvcc
 @needs_cmake
 def test_cmake_default_architectures_fit_the_compiler(tmp_path: Path) -> None:
-    done = subprocess.run(["cmake", "-S", str(kit.PLUGIN_DIR), "-B", str(tmp_path), f"-DTensorRT_INCLUDE_DIR={tmp_path}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        ["cmake", "-S", str(kit.PLUGIN_DIR), "-B", str(tmp_path), f"-DTensorRT_INCLUDE_DIR={tmp_path}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout
     cache = (tmp_path / "CMakeCache.txt").read_text()
     archs = re.search(r"^CMAKE_CUDA_ARCHITECTURES:STRING=(.*)$", cache, re.M).group(1).split(";")

@@ -13,19 +13,18 @@ worse than 2x the fp32 reference against the fp64 reference. Memcheck: see plugi
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sampler_testkit as kit
 import torch
 
 from frpt.sampling import coarse_grid, inhomogeneous_sample
 
 REPO = Path(__file__).resolve().parents[1]
-import sampler_testkit as kit
 
 pytestmark = [
     pytest.mark.gpu,
@@ -49,7 +48,7 @@ CASE_IDS = [f"n{c[0]}c{c[1]}_{c[2][0]}x{c[2][1]}_g{c[3]}p{c[4]}_{c[6][0]}x{c[6][
 
 
 @pytest.fixture(scope="module")
-def kernels(tmp_path_factory: pytest.TempPathFactory) -> "kit.KernelLibrary":
+def kernels(tmp_path_factory: pytest.TempPathFactory) -> kit.KernelLibrary:
     try:
         return kit.KernelLibrary(kit.build_kernel_library(tmp_path_factory.mktemp("kernels")))
     except subprocess.CalledProcessError as e:
@@ -69,7 +68,7 @@ def _nan(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     return torch.full(shape, float("nan"), dtype=dtype, device="cuda")
 
 
-def run_kernels(lib: "kit.KernelLibrary", image: torch.Tensor, sal: torch.Tensor, out_hw, pad: int, fwhm: float):
+def run_kernels(lib: kit.KernelLibrary, image: torch.Tensor, sal: torch.Tensor, out_hw, pad: int, fwhm: float):
     """Both launches on the current stream; returns (output, coarse grid) read back after a sync."""
     n, c, h, w = image.shape
     g = sal.shape[-1]
@@ -78,7 +77,12 @@ def run_kernels(lib: "kit.KernelLibrary", image: torch.Tensor, sal: torch.Tensor
     workspace = _nan((lib.workspace_size(n, g) // 4,), torch.float32)
     stream = torch.cuda.current_stream().cuda_stream
     status = lib.inhomogeneous_sample(
-        params, image.dtype == torch.float16, image.data_ptr(), sal.data_ptr(), workspace.data_ptr(), out.data_ptr(),
+        params,
+        image.dtype == torch.float16,
+        image.data_ptr(),
+        sal.data_ptr(),
+        workspace.data_ptr(),
+        out.data_ptr(),
         stream,
     )
     assert status == 0, f"launch failed with cudaError {status}"
@@ -88,9 +92,9 @@ def run_kernels(lib: "kit.KernelLibrary", image: torch.Tensor, sal: torch.Tensor
 
 @pytest.mark.parametrize("kind", kit.SALIENCY_KINDS)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_kernels_match_reference(kernels: "kit.KernelLibrary", case: tuple, kind: str) -> None:
+def test_kernels_match_reference(kernels: kit.KernelLibrary, case: tuple, kind: str) -> None:
     n, c, hw, g, pad, fwhm, out_hw = case
-    rng = np.random.default_rng(list(map(ord, kind)) + [n, c, g])
+    rng = np.random.default_rng([*list(map(ord, kind)), n, c, g])
     sal = torch.from_numpy(kit.saliency_maps(kind, n, g, rng)).cuda()
     image = torch.from_numpy(kit.smooth_images(n, c, hw, rng)).cuda()
 
@@ -109,7 +113,7 @@ def test_kernels_match_reference(kernels: "kit.KernelLibrary", case: tuple, kind
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[4]], ids=[CASE_IDS[1], CASE_IDS[4]])
-def test_kernels_on_white_noise_as_accurate_as_fp32_reference(kernels: "kit.KernelLibrary", case: tuple) -> None:
+def test_kernels_on_white_noise_as_accurate_as_fp32_reference(kernels: kit.KernelLibrary, case: tuple) -> None:
     n, c, hw, g, pad, fwhm, out_hw = case
     rng = np.random.default_rng(11)
     sal = torch.from_numpy(kit.saliency_maps("several_peaks", n, g, rng)).cuda()
@@ -121,7 +125,7 @@ def test_kernels_on_white_noise_as_accurate_as_fp32_reference(kernels: "kit.Kern
     assert ours <= 2.0 * theirs + 1e-6, f"kernel error {ours:.3g} vs fp32 reference error {theirs:.3g}"
 
 
-def test_launches_are_cuda_graph_capturable(kernels: "kit.KernelLibrary") -> None:
+def test_launches_are_cuda_graph_capturable(kernels: kit.KernelLibrary) -> None:
     """No allocation or synchronisation inside the launchers: they record into a CUDA graph and replay correctly."""
     n, c, hw, g, pad, fwhm, out_hw = CASES[4]
     rng = np.random.default_rng(3)

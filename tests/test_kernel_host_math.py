@@ -8,19 +8,18 @@ through ``__host__ __device__`` inline functions), compiled with g++ into a temp
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sampler_testkit as kit
 import torch
 
 from frpt.sampling import coarse_grid, inhomogeneous_sample
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
-import sampler_testkit as kit
 
 # Images lie in [0, 1], so absolute = relative to the image range. Output error is (grid error) x (image
 # gradient) x (W-1)/2: 1e-5 holds for images smooth at the pixel scale (the fp32 reference itself is ~1e-4
@@ -38,7 +37,7 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> "kit.HostSampler":
+def host(tmp_path_factory: pytest.TempPathFactory) -> kit.HostSampler:
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("no C++ compiler (g++/c++) on PATH to build libfrpt_sampler_host.so")
     try:
@@ -49,11 +48,13 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> "kit.HostSampler":
 
 
 @pytest.mark.parametrize("kind", kit.SALIENCY_KINDS)
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"n{c[0]}c{c[1]}_{c[2][0]}x{c[2][1]}_g{c[3]}p{c[4]}_{c[6][0]}x{c[6][1]}")
-def test_host_math_matches_reference(host: "kit.HostSampler", case: tuple, kind: str) -> None:
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"n{c[0]}c{c[1]}_{c[2][0]}x{c[2][1]}_g{c[3]}p{c[4]}_{c[6][0]}x{c[6][1]}"
+)
+def test_host_math_matches_reference(host: kit.HostSampler, case: tuple, kind: str) -> None:
     """Coarse grid within GRID_TOL and smooth random images within TOL x range of the fp32 reference."""
     n, c, hw, g, pad, fwhm, out_hw = case
-    rng = np.random.default_rng(list(map(ord, kind)) + [n, c, g, pad])
+    rng = np.random.default_rng([*list(map(ord, kind)), n, c, g, pad])
     sal = kit.saliency_maps(kind, n, g, rng)
     image = kit.smooth_images(n, c, hw, rng)
 
@@ -69,7 +70,7 @@ def test_host_math_matches_reference(host: "kit.HostSampler", case: tuple, kind:
 
 
 @pytest.mark.parametrize("kind", ["random", "sharp_peak"])
-def test_host_math_on_white_noise_as_accurate_as_fp32_reference(host: "kit.HostSampler", kind: str) -> None:
+def test_host_math_on_white_noise_as_accurate_as_fp32_reference(host: kit.HostSampler, kind: str) -> None:
     """White noise turns each ulp of grid position into ~(W-1)/2 x range of output error, in the fp32 reference
     too (measured ~1e-4 vs fp64). Against the fp64 reference, ours must be no worse than 2x the fp32 reference."""
     n, c, hw, g, pad, fwhm, out_hw = CASES[0]
@@ -84,7 +85,7 @@ def test_host_math_on_white_noise_as_accurate_as_fp32_reference(host: "kit.HostS
     assert ours <= 2.0 * theirs + 1e-6, f"host math error {ours:.3g} vs fp32 reference error {theirs:.3g}"
 
 
-def test_grid_is_not_identity_for_peaked_saliency(host: "kit.HostSampler") -> None:
+def test_grid_is_not_identity_for_peaked_saliency(host: kit.HostSampler) -> None:
     """The peak pulls samples towards it: the test data exercises the warp, not a near-identity resize."""
     sal = kit.saliency_maps("sharp_peak", 1, 31, np.random.default_rng(0))
     grid = host.coarse_grid(sal, 30, 13.0)
@@ -92,7 +93,7 @@ def test_grid_is_not_identity_for_peaked_saliency(host: "kit.HostSampler") -> No
     assert np.abs(grid - np.stack((xs, ys), -1)).max() > 0.05
 
 
-def test_uniform_saliency_gives_interior_identity(host: "kit.HostSampler") -> None:
+def test_uniform_saliency_gives_interior_identity(host: kit.HostSampler) -> None:
     """Uniform mass: cells far from the border (>= 2 fwhm) sit at their own normalised coordinate."""
     g, pad, fwhm = 31, 30, 3.0
     grid = host.coarse_grid(kit.saliency_maps("uniform", 1, g, np.random.default_rng(0)), pad, fwhm)
@@ -106,7 +107,7 @@ def test_uniform_saliency_gives_interior_identity(host: "kit.HostSampler") -> No
     [dict(g=1), dict(pad=-1), dict(fwhm=0.0), dict(g=64, pad=30)],
     ids=["g1", "negative_pad", "zero_fwhm", "shared_memory_limit"],
 )
-def test_invalid_parameters_are_rejected(host: "kit.HostSampler", bad: dict) -> None:
+def test_invalid_parameters_are_rejected(host: kit.HostSampler, bad: dict) -> None:
     g, pad, fwhm = bad.get("g", 31), bad.get("pad", 30), bad.get("fwhm", 13.0)
     with pytest.raises(ValueError, match="invalid coarse-grid parameters"):
         host.coarse_grid(np.full((1, 1, g, g), 1.0 / (g * g), np.float32), pad, fwhm)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from frpt.metrics import format_recall, recall_at_k
+from frpt_runtime.metrics import format_recall, recall_at_k
 
 
 def _angles(degrees: list[float]) -> np.ndarray:
@@ -63,8 +63,8 @@ def _write_embed_dir(out, images: list[str], rows: np.ndarray) -> None:
 
 
 def test_recall_from_frpt_embed_output(tmp_path) -> None:
-    from frpt.errors import FrptError
-    from frpt.metrics import recall_from_embeddings
+    from frpt_runtime.errors import FrptError
+    from frpt_runtime.metrics import recall_from_embeddings
 
     images = ["b/1.png", "a/1.png", "b/2.png", "a/2.png", "c/x/1.png", "c/x/2.png"]
     rows = _angles([0, 100, 10, 110, 200, 215])  # classes by folder: b, a, b, a, c/x, c/x -> all rank 1

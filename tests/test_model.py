@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from frpt.backbones import backbone_pixel_stats, create_backbone, list_backbones
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
+from frpt.backbones import create_backbone, list_backbones
 from frpt.model import FRPT, create_model
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import BACKBONE_PIXEL_STATS, MIN_INPUT_SIZE, FRPTConfig
 
 TAP_CHANNELS = {
     "efficientnet_lite0": ({4: 24, 8: 40, 16: 112, 32: 320}, 1280),
@@ -79,7 +79,7 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
 def test_lite0_weights_are_real_imagenet_weights(lite0_pretrained) -> None:
     from skimage import data
 
-    mean, std = backbone_pixel_stats("efficientnet_lite0")
+    mean, std = BACKBONE_PIXEL_STATS["efficientnet_lite0"]
     img = torch.from_numpy(_center_crop(data.chelsea(), 224).copy()).float().permute(2, 0, 1)[None] / 255.0
     x = (img - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     with torch.no_grad():
@@ -102,7 +102,7 @@ def _model(config: FRPTConfig, seed: int = 0) -> FRPT:
         {},
         {"dpp_variant": "paper", "paper_kernel": 7},
         {"pooling": "gem", "embedding_dim": 16},
-        {"input_size": 45, "cah_reduction": 1, "embedding_dim": 8},
+        {"input_size": 77, "cah_reduction": 1, "embedding_dim": 8},
     ],
 )
 def test_forward_contract(tiny_config: FRPTConfig, overrides: dict) -> None:
@@ -130,8 +130,10 @@ def test_prepare_is_cast_then_nchw_then_normalise(tiny_config: FRPTConfig) -> No
 
 
 def test_small_input_refused() -> None:
-    with pytest.raises(FrptError, match="input-size"):
-        create_model(FRPTConfig(input_size=16), random_init=True)
+    """One limit, defined in the config: the smallest size is accepted, one pixel less is refused."""
+    assert FRPTConfig(input_size=MIN_INPUT_SIZE).input_size == MIN_INPUT_SIZE
+    with pytest.raises(ValueError, match=f"input_size must be >= {MIN_INPUT_SIZE}"):
+        FRPTConfig(input_size=MIN_INPUT_SIZE - 1)
 
 
 def test_gradients_reach_saliency_conv_through_frozen_backbone(tiny_config: FRPTConfig) -> None:

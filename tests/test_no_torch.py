@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import frpt_runtime
 import numpy as np
 from runtime_toys import make_image_folder, make_toy_onnx, toy_bundle, toy_metadata
+
+import frpt_runtime
 
 BLOCKER = """
 import sys
@@ -31,9 +32,8 @@ sys.meta_path.insert(0, _NoTorch())
 
 IMPORT_ALL = """
 import importlib, pkgutil, sys
-import frpt_runtime, frpt_runtime.backends
-packages = (frpt_runtime, frpt_runtime.backends)
-names = [m.name for pkg in packages for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+import frpt_runtime
+names = [m.name for m in pkgutil.walk_packages(frpt_runtime.__path__, "frpt_runtime.")]
 for name in names:
     importlib.import_module(name)
 try:
@@ -65,9 +65,13 @@ def test_every_runtime_module_imports_without_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", IMPORT_ALL], env=_env(tmp_path), capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    expected = {p.stem for p in Path(frpt_runtime.__file__).parent.glob("*.py")} - {"__init__"}
-    listed = {name.rsplit(".", 1)[1] for name in done.stdout.split()[2:]}
-    assert expected <= listed and {"onnxruntime_backend", "tensorrt_backend", "base"} <= listed
+    root = Path(frpt_runtime.__file__).parent
+    expected = {
+        ".".join(("frpt_runtime", *p.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        for p in root.rglob("*.py")
+    } - {"frpt_runtime"}
+    listed = set(done.stdout.split()[2:])
+    assert expected == listed and {"frpt_runtime.backends.tensorrt_backend", "frpt_runtime.families.frpt"} <= listed
 
 
 def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
@@ -85,7 +89,7 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
             str(model),
             "--out",
             str(out),
-            "--batch",
+            "--batch-size",
             "3",
             "--verify",
             "--json",
@@ -102,10 +106,10 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
     verify = subprocess.run([_script("frpt-verify"), str(model)], env=env, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "PASSED" in verify.stdout, verify.stderr
 
-    plugin = tmp_path / "plugin.onnx"
-    make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
-    refused = subprocess.run(
+    plugin = tmp_path / "plugin.onnx"  # the custom node runs through the runtime's numpy op: no torch needed
+    weights = make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    toy_bundle(plugin.with_name("plugin.ref.npz"), weights)
+    verified = subprocess.run(
         [_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120
     )
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "plugin lowering" in refused.stderr and "torch" in refused.stderr and "standard lowering" in refused.stderr
+    assert verified.returncode == 0 and "PASSED" in verified.stdout, verified.stderr

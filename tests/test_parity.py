@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 from frpt_runtime.parity import (
     FP16_MIN_COSINE,
     FP32_MAX_ABS,

@@ -9,7 +9,6 @@ libnvinfer; on a machine with a CUDA GPU it also enqueues on the device (``--req
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,17 +16,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import sampler_testkit as kit
 
 REPO = Path(__file__).resolve().parents[1]
-import sampler_testkit as kit
 
 
 def tensorrt_include_dirs() -> list[Path]:
     """TensorRT header directories to test against (those holding NvInferRuntime.h)."""
     if os.environ.get("FRPT_TRT_INCLUDE"):
         candidates = [Path(p) for p in os.environ["FRPT_TRT_INCLUDE"].split(os.pathsep) if p]
-    elif os.environ.get("TensorRT_ROOT"):
-        candidates = [Path(os.environ["TensorRT_ROOT"]) / "include"]
+    elif os.environ.get("TensorRT_ROOT"):  # noqa: SIM112 - CMake's own variable name
+        candidates = [Path(os.environ["TensorRT_ROOT"]) / "include"]  # noqa: SIM112
     else:
         candidates = sorted(REPO.glob(".trt/*/include"))
     return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
@@ -65,7 +64,8 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
 
     # The Python loader on the real library: without libnvinfer in the process it must say registration failed.
     code = (
-        "import sys; from frpt.errors import FrptError; from frpt_runtime.plugin_library import load_plugin_library\n"
+        "import sys; from frpt_runtime.errors import FrptError\n"
+        "from frpt_runtime.plugin_library import load_plugin_library\n"
         "try:\n    print('loaded', load_plugin_library(sys.argv[1]))\nexcept FrptError as e:\n    print('error', e)\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code, cmd[1]], capture_output=True, text=True, timeout=120)
@@ -75,6 +75,11 @@ def test_plugin_contract(include_dir: Path, tmp_path: Path) -> None:
 
     sanitizer = shutil.which("compute-sanitizer")
     if kit.torch_cuda_available() and sanitizer is not None:  # enqueue under memcheck: no bad access
-        checked = subprocess.run([sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *cmd],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+        checked = subprocess.run(
+            [sanitizer, "--tool", "memcheck", "--error-exitcode", "99", *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=600,
+        )
         assert checked.returncode == 0 and "ERROR SUMMARY: 0 errors" in checked.stdout, checked.stdout[-4000:]

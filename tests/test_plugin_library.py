@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from frpt.errors import FrptError
 from frpt_runtime import plugin_library
+from frpt_runtime.errors import FrptError
 from frpt_runtime.plugin_library import ENV_VAR, LIBRARY_NAME, find_plugin_library, load_plugin_library
 
 

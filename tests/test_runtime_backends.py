@@ -11,13 +11,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from frpt_runtime.backends import create_backend
-from frpt_runtime.backends.onnxruntime_backend import (
-    OnnxRuntimeBackend,
-    metadata_facts,
-    resolve_providers,
-)
-from frpt_runtime.engine_sidecar import sha256_file, write_sidecar
 from runtime_toys import (
     TOY_DIM,
     TOY_SIZE,
@@ -28,8 +21,12 @@ from runtime_toys import (
     toy_sidecar,
 )
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
+from frpt_runtime.backends import create_backend
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, resolve_providers
+from frpt_runtime.contract import ExportMetadata
+from frpt_runtime.devices import Device
+from frpt_runtime.engine_sidecar import sha256_file, write_sidecar
+from frpt_runtime.errors import FrptError
 
 
 @pytest.fixture
@@ -63,7 +60,7 @@ def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None
     with OnnxRuntimeBackend(toy_onnx[0]) as backend:
         with pytest.raises(ValueError, match="uint8"):
             backend.infer(np.zeros((1, TOY_SIZE, TOY_SIZE, 3), np.float32))
-        with pytest.raises(ValueError, match=r"\[N, 16, 16, 3\]"):
+        with pytest.raises(ValueError, match=rf"\[N, {TOY_SIZE}, {TOY_SIZE}, 3\]"):
             backend.infer(np.zeros((1, 8, 8, 3), np.uint8))
         with pytest.raises(FrptError, match="batch must be >= 1"):
             backend.check_batch(0)
@@ -83,9 +80,10 @@ def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [
-        ({}, "no frpt.config, frpt.precision, frpt.lowering metadata"),
+        ({}, "no frpt.config, frpt.toolkit_version, frpt.lowering, frpt.precision, frpt.opset metadata"),
         ({**toy_metadata(), "frpt.config": "{not json"}, "unreadable frpt.config"),
-        ({**toy_metadata(), "frpt.precision": "int8"}, "precision='int8'"),
+        ({**toy_metadata(), "frpt.precision": "int8"}, "frpt.precision is 'int8', expected one of fp32, fp16"),
+        ({**toy_metadata(), "frpt.family": "other"}, "unknown model family 'other'"),
         (toy_metadata(TOY_SIZE + 8), "metadata says \\[N, "),  # config edited: graph takes another size
     ],
 )
@@ -105,29 +103,44 @@ def test_missing_and_garbage_model_files(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_plugin_graph_without_exporter_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plugin_graph_loads_with_the_custom_op(tmp_path: Path) -> None:
+    """The session of a graph holding the custom node is created (the op registered on demand); running real
+    plugin-lowered exports is proven in test_export.py."""
     path = tmp_path / "plugin.onnx"
     make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
-    monkeypatch.setitem(sys.modules, "frpt_export.ort_custom_op", None)  # import fails as on a torch-less box
-    with pytest.raises(FrptError, match="plugin lowering.*standard lowering.*TensorRT") as info:
+    with OnnxRuntimeBackend(path) as backend:
+        assert backend.info.lowering == "plugin" and backend.info.embedding_dim == TOY_DIM
+
+
+def test_plugin_graph_without_extensions_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "plugin.onnx"
+    make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    monkeypatch.setitem(sys.modules, "onnxruntime_extensions", None)  # import fails as on a runtime-only box
+    with pytest.raises(FrptError, match="plugin lowering.*onnxruntime-extensions.*TensorRT") as info:
         OnnxRuntimeBackend(path).activate()
     assert "\n" not in str(info.value)
 
 
 def test_resolve_providers() -> None:
     available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert resolve_providers([], available, 0) == ["CPUExecutionProvider"]
-    assert resolve_providers(["cuda", "cpu"], available, 1) == [
+    auto, cpu, gpu1 = Device("auto"), Device("cpu"), Device("cuda", 1)
+    assert resolve_providers([], available, auto) == resolve_providers([], available, cpu) == ["CPUExecutionProvider"]
+    assert resolve_providers([], available, gpu1) == [("CUDAExecutionProvider", {"device_id": "1"})]
+    assert resolve_providers(["cuda", "cpu"], available, gpu1) == [
         ("CUDAExecutionProvider", {"device_id": "1"}),
         "CPUExecutionProvider",
     ]
     with pytest.raises(FrptError, match="'tensorrt' is not available"):
-        resolve_providers(["tensorrt"], available, 0)
+        resolve_providers(["tensorrt"], available, auto)
+    with pytest.raises(FrptError, match="--device cpu contradicts --providers cuda"):
+        resolve_providers(["cuda"], available, cpu)
+    with pytest.raises(FrptError, match="--device cuda:1 needs a GPU provider"):
+        resolve_providers(["cpu"], available, gpu1)
 
 
-def test_metadata_facts_reads_config() -> None:
-    config, precision, lowering = metadata_facts(toy_metadata(24, "fp16", "plugin"), Path("m.onnx"))
-    assert (config.input_size, precision, lowering) == (24, "fp16", "plugin")
+def test_export_metadata_reads_config() -> None:
+    meta = ExportMetadata.from_props(toy_metadata(96, "fp16", "plugin"), Path("m.onnx"))
+    assert (meta.config.input_size, meta.precision, meta.lowering, meta.family) == (96, "fp16", "plugin", "frpt")
 
 
 def test_create_backend_needs_exactly_one_model(tmp_path: Path) -> None:
@@ -203,7 +216,8 @@ def test_trt_refuses_missing_plugin(
 ) -> None:
     monkeypatch.setenv("FRPT_PLUGIN_LIB", str(tmp_path / "libfrpt_plugins.so"))
     with pytest.raises(FrptError, match="libfrpt_plugins"):
-        create_backend(engine=toy_plan(tmp_path, lowering="plugin", plugin_required=True)).activate()
+        plan = toy_plan(tmp_path, onnx_metadata=toy_metadata(lowering="plugin"), plugin_required=True)
+        create_backend(engine=plan).activate()
     assert not _FakeRuntime.reached
 
 
@@ -241,15 +255,13 @@ def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
         path=backend.path,
         sha256="0",
         backend="tensorrt",
-        config=FRPTConfig(input_size=TOY_SIZE),
-        precision="fp16",
-        lowering="standard",
+        metadata=ExportMetadata.from_props(toy_metadata(precision="fp16"), "m.plan"),
         embedding_dim=TOY_DIM,
         min_batch=1,
         max_batch=16,
     )
     backend.check_batch(16)
-    with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch 16"):
+    with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch-size 16"):
         backend.check_batch(17)
     with pytest.raises(FrptError, match="exceeds the maximum 16"):
         backend.submit(np.zeros((17, TOY_SIZE, TOY_SIZE, 3), np.uint8))
@@ -263,7 +275,7 @@ def test_trt_backend_on_a_real_tensorrt_rtx_plan(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # the runtime picks tensorrt_rtx, as the builder did
     make_toy_onnx(tmp_path / "toy.onnx")
-    trt_build.build_engine(tmp_path / "toy.onnx", tmp_path / "toy.plan", 1, 2, 4)
+    trt_build.build_engine(tmp_path / "toy.onnx", tmp_path / "toy.plan", trt_build.BatchProfile(1, 2, 4))
     plan = tmp_path / "toy.plan"
     try:
         cuda_memory.set_device(0)
@@ -318,7 +330,7 @@ def test_trt_engine_executes_with_parity(tmp_path: Path) -> None:
             trt_version=trt.__version__,
             max_batch=8,
             opt_batch=4,
-            precision="fp32",
+            onnx_metadata=toy_metadata(),
             compute_capability=cuda_memory.compute_capability(0),
             gpu_name=cuda_memory.device_name(0),
         ),

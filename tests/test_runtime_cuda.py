@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from frpt.errors import FrptError
 from frpt_runtime import cuda_memory as cm
+from frpt_runtime.errors import FrptError
 
 
 def _gpu_present() -> bool:

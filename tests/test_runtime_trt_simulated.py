@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from frpt_runtime import cuda_memory
-from frpt_runtime.backends import create_backend
 from runtime_toys import (
     TOY_DIM,
     TOY_SIZE,
@@ -26,6 +24,9 @@ from runtime_toys import (
     toy_plan,
     toy_reference,
 )
+
+from frpt_runtime import cuda_memory
+from frpt_runtime.backends import create_backend
 
 _ids = itertools.count(1)
 
@@ -176,27 +177,31 @@ def test_double_buffered_batches_come_back_right(simulated: tuple[FakeGPU, np.nd
 
 def test_embed_folder_over_simulated_engine(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
     from frpt_runtime.embed import embed_folder
+
     _, weights = simulated
     folder = make_image_folder(tmp_path / "images", good=7)
     with create_backend(engine=toy_plan(tmp_path)) as backend:
         report = embed_folder(folder, backend, tmp_path / "out", batch=3)
-    names, expected = expected_embeddings(folder, weights)
+    _names, expected = expected_embeddings(folder, weights)
     assert report.count == 7 and report.backend == "tensorrt"
     np.testing.assert_allclose(np.load(tmp_path / "out" / "embeddings.npy"), expected, atol=1e-6)
 
 
 def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
 
-    from frpt_runtime.cli import embed_app
     from typer.testing import CliRunner
+
+    from frpt_runtime.cli import embed_app
 
     folder = make_image_folder(tmp_path / "images", good=2)
     runner = CliRunner()
     over = runner.invoke(
-        embed_app, [str(folder), "--engine", str(toy_plan(tmp_path)), "--batch", "32", "--out", str(tmp_path / "o")]
+        embed_app,
+        [str(folder), "--engine", str(toy_plan(tmp_path)), "--batch-size", "32", "--out", str(tmp_path / "o")],
     )
     assert over.exit_code == 2 and over.stderr.strip() == (
-        "error: batch 32 exceeds the maximum 16 of model.plan: pass --batch 16 or rebuild with a larger --max-batch"
+        "error: batch 32 exceeds the maximum 16 of model.plan: "
+        "pass --batch-size 16 or rebuild with a larger --max-batch"
     )
     other_gpu = toy_plan(tmp_path, compute_capability="9.0", gpu_name="H100")
     wrong = runner.invoke(embed_app, [str(folder), "--engine", str(other_gpu), "--out", str(tmp_path / "o")])

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from frpt.dpp import saliency_from_logits
-from frpt.sampling import (
-    blur_matrices,
-    coarse_grid,
-    coarse_grid_dense,
-    inhomogeneous_sample,
-    upsample_grid,
-)
+from frpt.sampling import coarse_grid, coarse_grid_dense, inhomogeneous_sample, upsample_grid
+from frpt_runtime import sampling_matrices
 
 
 def _random_saliency(n: int, g: int, seed: int) -> torch.Tensor:
@@ -34,7 +30,7 @@ def test_separable_equals_dense(g: int, pad: int, fwhm: float) -> None:
 def test_matrix_form_equals_reference() -> None:
     g, pad, fwhm = 31, 30, 13.0
     a = _random_saliency(2, g, seed=1)
-    m, mc = blur_matrices(g, pad, fwhm)
+    m, mc = (torch.from_numpy(x) for x in sampling_matrices.blur_matrices(g, pad, fwhm))
     den, numx, numy = m @ a[:, 0] @ m.T, m @ a[:, 0] @ mc.T, mc @ a[:, 0] @ m.T
     grid = torch.stack((2 * numx / den - 1, 2 * numy / den - 1), dim=-1).clamp(-1, 1)
     assert torch.max(torch.abs(grid - coarse_grid(a, pad, fwhm))).item() < 1e-10
@@ -115,3 +111,39 @@ def test_reference_sampler_keeps_float32_grid_under_autocast() -> None:
         mixed = sampler(image, saliency)
     assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
     assert torch.equal(plain, inhomogeneous_sample(image, saliency, (24, 24)))
+
+
+def _smooth_image(n: int, c: int, hw: tuple[int, int], seed: int) -> np.ndarray:
+    """Random images smooth at the pixel scale (bilinear upsampling of a 9x9 lattice), float32 in [0, 1]."""
+    coarse = torch.rand(n, c, 9, 9, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=hw, mode="bilinear", align_corners=True).numpy()
+
+
+@pytest.mark.parametrize(
+    "g,pad,fwhm,hw,out_hw",
+    [(31, 30, 13.0, (64, 64), (64, 64)), (17, 8, 5.5, (97, 131), (64, 48)), (2, 0, 1.0, (5, 7), (3, 9))],
+)
+def test_numpy_op_equals_reference(g: int, pad: int, fwhm: float, hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    """The numpy matrix form ONNX Runtime runs for the plugin node: grid and output vs the PyTorch reference (fp32)."""
+    sal = _random_saliency(2, g, seed=g).float()
+    image = _smooth_image(2, 3, hw, seed=g)
+    grid = sampling_matrices.sampling_grid(sal.numpy(), pad, fwhm, out_hw)
+    ref_grid = upsample_grid(coarse_grid(sal, pad, fwhm), out_hw).numpy()
+    assert grid.dtype == np.float32 and grid.shape == ref_grid.shape
+    assert np.abs(grid - ref_grid).max() < 2e-6
+    out = sampling_matrices.inhomogeneous_sample(image, sal.numpy(), out_hw, pad, fwhm)
+    ref = inhomogeneous_sample(torch.from_numpy(image), sal, out_hw, pad, fwhm).numpy()
+    assert out.dtype == np.float32 and out.shape == ref.shape
+    assert np.abs(out - ref).max() < 1e-5
+    if pad > 0:  # with pad 0 every map gives the identity grid; otherwise the saliency moves the samples
+        identity = sampling_matrices.inhomogeneous_sample(image, np.full_like(sal.numpy(), 1 / g**2), out_hw, pad, fwhm)
+        assert np.abs(out - identity).max() > 1e-3
+
+
+def test_numpy_grid_sample_skips_outside_corners() -> None:
+    """Zeros padding: a corner outside the image contributes nothing, even where the image holds NaN nearby."""
+    image = np.ones((1, 1, 4, 4), np.float32)
+    image[0, 0, 0, 0] = np.nan
+    grid = np.array([[[[1.0, 1.0], [1.0, -1.0 / 3.0]]]], np.float32)  # bottom-right corner; right edge inside
+    out = sampling_matrices.grid_sample_bilinear(image, grid)
+    np.testing.assert_array_equal(out, np.ones((1, 1, 1, 2), np.float32))

@@ -6,16 +6,16 @@ import pytest
 import torch
 
 from frpt.backbones import create_backbone
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt.train import TrainSettings, evaluate_recall, resolve_device, train
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
 
 SETTINGS = TrainSettings(epochs=2, batch_size=24, lr=1e-2, device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
 def trained(synthetic_root):
-    config = FRPTConfig(input_size=32, label_smoothing=0.1)
+    config = FRPTConfig(input_size=64, label_smoothing=0.1)
     return train(config, synthetic_root, SETTINGS, random_init=True)
 
 
@@ -33,14 +33,14 @@ def test_backbone_untouched_by_training(trained) -> None:
     model, _ = trained
     torch.manual_seed(SETTINGS.seed)  # train() seeds before building, so a fresh random backbone matches
     fresh = create_backbone("efficientnet_lite0", tap_stride=16, random_init=True)
-    for (k, a), b in zip(model.backbone.state_dict().items(), fresh.state_dict().values()):
+    for (k, a), b in zip(model.backbone.state_dict().items(), fresh.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
 
 def test_training_is_deterministic(trained, synthetic_root) -> None:
     model, history = trained
     again, history_again = train(
-        FRPTConfig(input_size=32, label_smoothing=0.1), synthetic_root, SETTINGS, random_init=True
+        FRPTConfig(input_size=64, label_smoothing=0.1), synthetic_root, SETTINGS, random_init=True
     )
     assert [h.loss for h in history] == [h.loss for h in history_again]
     assert torch.equal(model.parser.conv.weight, again.parser.conv.weight)
@@ -60,7 +60,7 @@ def test_errors(tmp_path) -> None:
 
     Image.new("RGB", (8, 8)).save(tmp_path / "only" / "a" / "x.png")
     with pytest.raises(FrptError, match="two classes"):
-        train(FRPTConfig(input_size=32), tmp_path / "only", SETTINGS, random_init=True)
+        train(FRPTConfig(input_size=64), tmp_path / "only", SETTINGS, random_init=True)
     if not torch.cuda.is_available():
         with pytest.raises(FrptError, match="CUDA is not available"):
             resolve_device("cuda")

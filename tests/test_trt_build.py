@@ -13,13 +13,15 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt.model import create_model
+from frpt_export.graph import LowerOptions
 from frpt_export.onnx_export import export_onnx
-from frpt_export.trt_build import BUILDER_HINT, BuildReport, build_engine
-from frpt_runtime.trt_module import TRT_MODULES, import_tensorrt
+from frpt_export.trt_build import BUILDER_HINT, BatchProfile, BuildReport, build_engine
+from frpt_runtime.contract import Lowering, Precision
 from frpt_runtime.engine_sidecar import read_sidecar, sha256_file
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.trt_module import TRT_MODULES, import_tensorrt
 
 try:
     TRT, FLAVOUR = import_tensorrt(BUILDER_HINT)
@@ -36,19 +38,22 @@ def graphs(tmp_path_factory):
     model = create_model(FRPTConfig(input_size=SIZE, num_classes=3), random_init=True).eval()
     torch.nn.init.normal_(model.parser.conv.weight, std=0.02)
     variants = [("standard", "fp32"), ("standard", "fp16"), ("plugin", "fp32")]
-    return {v: export_onnx(model, root / f"{v[0]}_{v[1]}.onnx", *v).onnx_path for v in variants}
+    return {
+        v: export_onnx(model, root / f"{v[0]}_{v[1]}.onnx", LowerOptions(Lowering(v[0]), Precision(v[1]))).onnx_path
+        for v in variants
+    }
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_builds_standard_graph_and_sidecar(graphs, tmp_path, precision):
     onnx_path = graphs[("standard", precision)]
     plan = tmp_path / "model.plan"
-    report = build_engine(onnx_path, plan, min_batch=1, opt_batch=4, max_batch=8)
+    report = build_engine(onnx_path, plan, BatchProfile(1, 4, 8))
     assert report and report.plan_bytes == plan.stat().st_size > 100_000
     assert (report.trt_flavour, report.precision, report.lowering) == (FLAVOUR, precision, "standard")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.plan", "model.plan.json"]
     side = read_sidecar(plan)
-    assert side.config == json.loads(onnx.load(onnx_path).metadata_props[0].value)
+    assert side.onnx_metadata == {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
     assert (side.min_batch, side.opt_batch, side.max_batch) == (1, 4, 8)
     assert side.onnx_sha256 == sha256_file(onnx_path) and side.plan_sha256 == sha256_file(plan)
     assert (side.trt_flavour, side.trt_version, side.plugin_required) == (FLAVOUR, TRT.__version__, False)
@@ -57,7 +62,7 @@ def test_builds_standard_graph_and_sidecar(graphs, tmp_path, precision):
 
 def test_plan_deserialises_where_a_gpu_runs_it(graphs, tmp_path):
     plan = tmp_path / "m.plan"
-    build_engine(graphs[("standard", "fp16")], plan, 1, 2, 4)
+    build_engine(graphs[("standard", "fp16")], plan, BatchProfile(1, 2, 4))
     if read_sidecar(plan).gpu_name is None:
         pytest.skip("no CUDA GPU: the plan was built ahead of time and cannot be deserialised here")
     runtime = TRT.Runtime(TRT.Logger(TRT.Logger.WARNING))
@@ -77,10 +82,13 @@ def test_parser_errors_fail_the_build_and_print_in_full(graphs, tmp_path, capsys
     # a Transpose straight on the uint8 input: TensorRT's parser rejects it (why the graph casts first)
     source = onnx.load(graphs[("standard", "fp32")])
     graph = helper.make_graph(
-        [helper.make_node("Transpose", ["images"], ["t"], perm=[0, 3, 1, 2], name="uint8_transpose"),
-         helper.make_node("Cast", ["t"], ["c"], to=TensorProto.FLOAT),
-         helper.make_node("ReduceMean", ["c"], ["embedding"], axes=[2, 3], keepdims=0)],
-        "bad", [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", SIZE, SIZE, 3])],
+        [
+            helper.make_node("Transpose", ["images"], ["t"], perm=[0, 3, 1, 2], name="uint8_transpose"),
+            helper.make_node("Cast", ["t"], ["c"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["c"], ["embedding"], axes=[2, 3], keepdims=0),
+        ],
+        "bad",
+        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["batch", SIZE, SIZE, 3])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3])],
     )
     bad = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -88,7 +96,7 @@ def test_parser_errors_fail_the_build_and_print_in_full(graphs, tmp_path, capsys
     path = tmp_path / "bad.onnx"
     onnx.save(bad, path)
     with pytest.raises(FrptError, match="parser rejected .* error") as info:
-        build_engine(path, tmp_path / "bad.plan", 1, 1, 2)
+        build_engine(path, tmp_path / "bad.plan", BatchProfile(1, 1, 2))
     assert "\n" not in str(info.value) and "uint8_transpose" in str(info.value)
     assert "[parser error 1/" in capsys.readouterr().err
     assert not (tmp_path / "bad.plan").exists()
@@ -96,7 +104,7 @@ def test_parser_errors_fail_the_build_and_print_in_full(graphs, tmp_path, capsys
 
 def test_bad_requests(graphs, tmp_path, monkeypatch, capsys):
     with pytest.raises(FrptError, match="--min-batch <= --opt-batch"):
-        build_engine(graphs[("standard", "fp32")], tmp_path / "x.plan", 4, 2, 8)
+        BatchProfile(4, 2, 8)
     with pytest.raises(FrptError, match="not found"):
         build_engine(tmp_path / "none.onnx", tmp_path / "x.plan")
     real = importlib.import_module
@@ -114,11 +122,11 @@ def test_bad_requests(graphs, tmp_path, monkeypatch, capsys):
 
 def test_timing_cache(graphs, tmp_path, capsys):
     cache = tmp_path / "timing.cache"
-    build_engine(graphs[("standard", "fp32")], tmp_path / "a.plan", 1, 1, 2, timing_cache=cache)
+    build_engine(graphs[("standard", "fp32")], tmp_path / "a.plan", BatchProfile(1, 1, 2), timing_cache=cache)
     if FLAVOUR == "tensorrt_rtx":
         assert "keeps no timing cache" in capsys.readouterr().err and not cache.exists()
         return
     first = cache.read_bytes()
     assert len(first) > 0
-    build_engine(graphs[("standard", "fp32")], tmp_path / "b.plan", 1, 1, 2, timing_cache=cache)
+    build_engine(graphs[("standard", "fp32")], tmp_path / "b.plan", BatchProfile(1, 1, 2), timing_cache=cache)
     assert cache.stat().st_size >= len(first)

@@ -1,47 +1,45 @@
-"""ONNX lowerings of FRPT's fixed-size DPP steps (swapped into the model only for export).
+"""ONNX lowerings of FRPT's submodules, swapped into a copy of the model for export (:mod:`.families.frpt`).
 
 DESIGN.md §3: the standard lowering expresses every fixed-size linear step as a MatMul with a constant
 matrix (exact, and identical on ONNX Runtime and TensorRT, unlike bilinear ``Resize`` — NVIDIA/TensorRT#273),
 then one ``GridSample`` (opset >= 16; opset 17 because opset 20 renamed its mode, NVIDIA/TensorRT#4646).
 The plugin lowering replaces the whole structure modification by one ``frpt::InhomogeneousSample`` node.
+The constant matrices come from :mod:`frpt_runtime.sampling_matrices` (float64, cast to float32 here).
 
-Modules here, all computing in float32 whatever the caller's precision:
+Each module replaces the model's submodule of the same role with the same signature:
 
-* :class:`SaliencyResize`: tap logits ``[N, 1, h, w]`` -> softmax saliency ``[N, 1, g, g]`` (= ``frpt.dpp.
-  saliency_from_logits``: bilinear align_corners=True resize + softmax over the ``g^2`` cells);
-* :class:`MatMulSampler`: ``(image [N, C, H, W], saliency [N, 1, g, g]) -> [N, C, H, W]`` as MatMuls + GridSample;
-* :class:`PluginSampler`: the same signature, exported as the custom node (its eager forward is the reference);
-* :class:`InstanceNormCAH`: CAH with its parameter-free InstanceNorm as one ``InstanceNormalization`` node
-  (the model writes the statistics out by hand, which would export as a ReduceMean/Sub/Mul chain).
+* :class:`MatMulSaliencyMap` for ``model.saliency``: logits ``[N, 1, h, w]`` -> softmax saliency
+  ``[N, 1, g, g]`` float32 (bilinear align_corners=True resize as two MatMuls, then the softmax);
+* :class:`MatMulSampler` / :class:`PluginSampler` for ``model.sampler``: ``(image [N, C, H, W],
+  saliency [N, 1, g, g]) -> [N, C, H, W]`` float32;
+* :class:`OnnxInstanceNorm` for ``model.cah.norm``: one ``InstanceNormalization`` node (the model writes the
+  statistics out by hand, which would export as a ReduceMean/Sub/Mul chain);
+* :class:`HalfBackbone` for ``model.backbone`` in fp16 graphs: the full pass in half between two Casts, the
+  saliency pass in float32 or half.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from frpt.cah import CAH, IN_EPS
-from frpt.sampling import bilinear_resize_matrix, blur_matrices, inhomogeneous_sample
-from frpt_export.onnx_meta import PLUGIN_DOMAIN
-from frpt_runtime.backends.base import LOWERINGS
+from frpt.cah import IN_EPS
+from frpt.sampling import inhomogeneous_sample
+from frpt_runtime.contract import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, Lowering
+from frpt_runtime.sampling_matrices import bilinear_resize_matrix, blur_matrices
 
-__all__ = [
-    "LOWERINGS",
-    "PLUGIN_DOMAIN",
-    "PLUGIN_OP",
-    "SaliencyResize",
-    "MatMulSampler",
-    "PluginSampler",
-    "InstanceNormCAH",
-    "make_sampler",
-]
-
-PLUGIN_OP = "InhomogeneousSample"
-PLUGIN_VERSION = "1"
+__all__ = ["HalfBackbone", "MatMulSaliencyMap", "MatMulSampler", "OnnxInstanceNorm", "PluginSampler", "make_sampler"]
 
 
-class SaliencyResize(nn.Module):
+def _constant(matrix) -> Tensor:
+    """A float64 numpy matrix as a contiguous float32 tensor."""
+    return torch.from_numpy(matrix).float().contiguous()
+
+
+class MatMulSaliencyMap(nn.Module):
     """Saliency logits to a softmax-normalised ``g x g`` map with constant MatMuls.
 
     Args:
@@ -54,9 +52,8 @@ class SaliencyResize(nn.Module):
     def __init__(self, in_hw: tuple[int, int], grid: int) -> None:
         super().__init__()
         self.grid = grid
-        self.register_buffer("rh", bilinear_resize_matrix(in_hw[0], grid, True, torch.float32), persistent=False)
-        self.register_buffer("rwt", bilinear_resize_matrix(in_hw[1], grid, True, torch.float32).T.contiguous(),
-                             persistent=False)
+        self.register_buffer("rh", _constant(bilinear_resize_matrix(in_hw[0], grid, True)), persistent=False)
+        self.register_buffer("rwt", _constant(bilinear_resize_matrix(in_hw[1], grid, True).T), persistent=False)
 
     def forward(self, logits: Tensor) -> Tensor:
         resized = self.rh @ logits.float() @ self.rwt  # [N, 1, g, g]
@@ -67,11 +64,9 @@ class SaliencyResize(nn.Module):
 class MatMulSampler(nn.Module):
     """Standard lowering of :func:`frpt.sampling.inhomogeneous_sample` (float32 throughout).
 
-    ``den = M A M^T``, ``numx = M A Mc^T``, ``numy = Mc A M^T`` (padding, coordinates and the separable
-    Gaussian folded into ``M``, ``Mc``). ``2 numx/den - 1`` is computed as ``M A D^T / den`` with the
-    constant ``D = 2 Mc - M`` (formed in float64), which avoids the float32 cancellation of the ``- 1``.
-    The clamped ``g x g`` grid is upsampled by ``R_h G R_w^T`` (align_corners=False), then
-    ``GridSample(bilinear, zeros, align_corners=True)``.
+    The grid is :func:`frpt_runtime.sampling_matrices.sampling_grid`'s matrix form: ``clamp(M A D^T / den)``
+    and ``clamp(D A M^T / den)`` with ``den = M A M^T`` and ``D = 2 Mc - M``, upsampled by ``R_h G R_w^T``
+    (align_corners=False), then ``GridSample(bilinear, zeros, align_corners=True)``.
 
     Args:
         grid, pad, fwhm: DPP geometry (``g``, ``p``, FWHM).
@@ -82,15 +77,14 @@ class MatMulSampler(nn.Module):
 
     def __init__(self, grid: int, pad: int, fwhm: float, out_hw: tuple[int, int]) -> None:
         super().__init__()
-        m, mc = blur_matrices(grid, pad, fwhm, torch.float64)
+        m, mc = blur_matrices(grid, pad, fwhm)
         d = 2.0 * mc - m
-        self.register_buffer("m", m.float(), persistent=False)
-        self.register_buffer("mt", m.T.float().contiguous(), persistent=False)
-        self.register_buffer("d", d.float(), persistent=False)
-        self.register_buffer("dt", d.T.float().contiguous(), persistent=False)
-        self.register_buffer("uh", bilinear_resize_matrix(grid, out_hw[0], False, torch.float32), persistent=False)
-        self.register_buffer("uwt", bilinear_resize_matrix(grid, out_hw[1], False, torch.float32).T.contiguous(),
-                             persistent=False)
+        self.register_buffer("m", _constant(m), persistent=False)
+        self.register_buffer("mt", _constant(m.T), persistent=False)
+        self.register_buffer("d", _constant(d), persistent=False)
+        self.register_buffer("dt", _constant(d.T), persistent=False)
+        self.register_buffer("uh", _constant(bilinear_resize_matrix(grid, out_hw[0], False)), persistent=False)
+        self.register_buffer("uwt", _constant(bilinear_resize_matrix(grid, out_hw[1], False).T), persistent=False)
 
     def grid(self, saliency: Tensor) -> Tensor:
         """``[N, 1, g, g]`` saliency -> ``[N, H, W, 2]`` float32 sampling grid ``(x, y)`` in ``[-1, 1]``."""
@@ -125,7 +119,7 @@ class _InhomogeneousSample(torch.autograd.Function):
             fwhm_f=fwhm,
             align_corners_i=1,
             plugin_version_s=PLUGIN_VERSION,
-            plugin_namespace_s=PLUGIN_DOMAIN,
+            plugin_namespace_s=PLUGIN_NAMESPACE,
         )
         sizes = image.type().varyingSizes()
         channels = sizes[1] if sizes else None
@@ -148,26 +142,39 @@ class PluginSampler(nn.Module):
         return _InhomogeneousSample.apply(image, saliency.float(), *self.out_hw, self.pad, self.fwhm)
 
 
-class InstanceNormCAH(nn.Module):
-    """``F' = w F + (1 - w) IN(F)`` of a trained :class:`~frpt.cah.CAH`, IN as ``F.instance_norm`` (float32).
-
-    Shapes: ``[N, C, h, w]`` float -> float32 ``[N, C, h, w]``.
-    """
-
-    def __init__(self, cah: CAH) -> None:
-        super().__init__()
-        self.cah = cah
+class OnnxInstanceNorm(nn.Module):
+    """Parameter-free InstanceNorm as ``F.instance_norm`` (one ONNX node): ``[N, C, h, w]`` float32 -> same."""
 
     def forward(self, features: Tensor) -> Tensor:
-        features = features.float()
-        w = self.cah.weights(features)
-        return w * features + (1.0 - w) * F.instance_norm(features, eps=IN_EPS)
+        return F.instance_norm(features, eps=IN_EPS)
 
 
-def make_sampler(lowering: str, grid: int, pad: int, fwhm: float, out_hw: tuple[int, int]) -> nn.Module:
-    """The sampler module for ``lowering`` (``standard`` | ``plugin``)."""
-    if lowering == "standard":
+class HalfBackbone(nn.Module):
+    """fp16 graph's backbone: ``forward_features`` in half between Casts; ``forward_tap`` in half or float32.
+
+    Args:
+        backbone: the trained (float32) backbone; it is copied, not changed.
+        half_tap: run the saliency pass (up to the tap) in half too.
+
+    Shapes: ``forward_features`` float32 ``[N, 3, S, S]`` -> float32 feature map; ``forward_tap`` float32 ``[N, 3,
+    S, S]`` -> the tap in half (``half_tap``) or float32.
+    """
+
+    def __init__(self, backbone: nn.Module, half_tap: bool) -> None:
+        super().__init__()
+        self.half_backbone = copy.deepcopy(backbone).half()
+        self.tap_backbone = self.half_backbone if half_tap else backbone
+        self.tap_dtype = torch.float16 if half_tap else torch.float32
+
+    def forward_tap(self, x: Tensor) -> Tensor:
+        return self.tap_backbone.forward_tap(x.to(self.tap_dtype))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.half_backbone.forward_features(x.to(torch.float16)).float()
+
+
+def make_sampler(lowering: Lowering, grid: int, pad: int, fwhm: float, out_hw: tuple[int, int]) -> nn.Module:
+    """The sampler module for ``lowering``."""
+    if lowering == Lowering.standard:
         return MatMulSampler(grid, pad, fwhm, out_hw)
-    if lowering == "plugin":
-        return PluginSampler(pad, fwhm, out_hw)
-    raise ValueError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
+    return PluginSampler(pad, fwhm, out_hw)

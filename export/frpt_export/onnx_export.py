@@ -1,33 +1,32 @@
 """Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (DESIGN.md §3).
 
-Graph: ``images`` uint8 ``[N, S, S, 3]`` -> Cast -> Transpose -> /255 -> (x - mean)/std -> backbone up to
-the tap -> parser -> saliency (MatMul resize + softmax, float32) -> structure modification (lowering) ->
-full backbone -> CAH -> head -> L2 normalise -> ``embedding`` float32 ``[N, D]``; batch axis dynamic;
-legacy TorchScript exporter at opset 17 (GridSample needs >= 16; opset 20 renamed its mode and TensorRT's
-parser falls back to nearest, NVIDIA/TensorRT#4646).
+Graph: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare`` (Cast -> Transpose -> /255 ->
+(x - mean)/std) and ``embed`` chain, on a copy whose lowerable submodules the family's lowering swapped
+(:mod:`frpt_export.families`) -> ``embedding`` float32 ``[N, D]``; batch axis dynamic; legacy TorchScript exporter at
+opset 17 (GridSample needs >= 16; opset 20 renamed its mode and TensorRT's parser falls back to nearest,
+NVIDIA/TensorRT#4646).
 
-FP16: expressed in the graph by casting precisely in the torch wrapper, not by NVIDIA ModelOpt AutoCast.
-Why: ``nvidia-modelopt`` drags a large dependency tree (and its own torch/onnx pins) into the exporter for
-what is, here, a handful of Cast nodes at known places: the normalised image is cast to half before the
-full backbone pass (its convolutions/activations in half) and the feature map back to float32. Everything
-numerically delicate stays float32 by construction and is easy to audit in the wrapper: saliency resize +
-softmax, the sampling grid and the image resampling, CAH (SE weights and InstanceNorm statistics, the
-classic fp16 trap, NVIDIA/TensorRT#2691), pooling and the L2 norm. The graph is strongly typed as exported,
-so TensorRT 10.x (strongly typed flag) and 11.x / RTX build it unchanged.
+FP16: expressed in the graph by the family's lowering (explicit Casts at known places), not by NVIDIA ModelOpt
+AutoCast. Why: ``nvidia-modelopt`` drags a large dependency tree (and its own torch/onnx pins) into the exporter
+for what is, here, a handful of Cast nodes. Everything numerically delicate stays float32 by construction and is
+easy to audit in the lowering: for FRPT the saliency resize + softmax, the sampling grid and the image
+resampling, CAH (SE weights and InstanceNorm statistics, the classic fp16 trap, NVIDIA/TensorRT#2691), pooling
+and the L2 norm. The graph is strongly typed as exported, so TensorRT 10.x (strongly typed flag) and 11.x / RTX
+build it unchanged.
 
-The saliency pass (backbone up to the tap + parser) is float32 by default (``saliency_precision="fp32"``):
+FRPT's saliency pass (backbone up to the tap + parser) is float32 by default (``saliency_precision="fp32"``):
 the DPP warp amplifies the tap's fp16 rounding (~0.5 % rms on EfficientNet-Lite0) into a moved sampling
 grid. Measured on a 4-epoch synthetic-birds model (96 px): all-half min cosine 0.99901 and top-1 agreement
 91.7 % on 48 held-out images (PyTorch half), 0.99843 on the photo bundle (ORT CPU); with the saliency pass
 in float32, 0.99988 and 100 %. ``saliency_precision="fp16"`` puts it in half too (faster; check parity).
 
 The file is written to a temp file beside ``out_path`` and renamed, so ``-o`` never holds half a model; the
-bundle ``<stem>.ref.npz`` and Polygraphy JSON files are written beside it.
+bundle ``<stem>.ref.npz`` and Polygraphy JSON files are written beside it, and the written file's parity is
+checked through the runtime's own ONNX Runtime backend and verifier — the code path users run.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import io
 import json
@@ -38,69 +37,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from frpt import __version__
 from frpt.checkpoint import load_checkpoint
-from frpt.errors import FrptError
-from frpt.output_paths import check_output_file
-from frpt.model import FRPT
-from frpt_export.lowering import LOWERINGS, PLUGIN_DOMAIN, InstanceNormCAH, SaliencyResize, make_sampler
-from frpt_export.reference import (
-    reference_images,
-    session_embeddings,
-    split_batches,
-    torch_embeddings,
-    write_polygraphy_json,
+from frpt_export.families import lower_model
+from frpt_export.graph import LowerOptions
+from frpt_export.reference import reference_images, split_batches, torch_embeddings, write_polygraphy_json
+from frpt_runtime import __version__
+from frpt_runtime.atomic import atomic_write
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frpt_runtime.bundle import RefBundle, load_bundle, save_bundle
+from frpt_runtime.contract import (
+    BATCH_AXIS,
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PLUGIN_DOMAIN,
+    PLUGIN_OPSET,
+    SUPPORTED_OPSETS,
+    ExportMetadata,
+    Lowering,
+    Precision,
+    bundle_path_for,
+    polygraphy_paths_for,
 )
-from frpt_runtime.bundle import RefBundle, bundle_path_for, save_bundle
-from frpt_runtime.manifest import atomic_write
-from frpt_runtime.parity import PRECISIONS, compare_embeddings
+from frpt_runtime.errors import FrptError
+from frpt_runtime.output_paths import check_output_file
+from frpt_runtime.parity import ParityReport
+from frpt_runtime.verify import verify_backend
 
-__all__ = ["EmbeddingGraph", "ExportReport", "export_onnx", "SUPPORTED_OPSETS"]
-
-SUPPORTED_OPSETS = (16, 17, 18, 19)
-
-
-class EmbeddingGraph(nn.Module):
-    """The exported computation: uint8 images -> L2-normalised float32 embedding.
-
-    Built from a trained :class:`FRPT` without modifying it (for fp16 the backbone and parser are copies).
-
-    Args:
-        model: the trained model (eval mode).
-        lowering: ``standard`` (MatMul + GridSample) or ``plugin`` (one ``frpt::InhomogeneousSample`` node).
-        precision: ``fp32`` or ``fp16`` (the full backbone pass in half, the rest float32).
-        saliency_precision: with ``fp16``, the saliency pass (backbone to the tap + parser) in ``fp32``
-            (default, accurate) or ``fp16``.
-
-    Shapes: ``images`` uint8 ``[N, S, S, 3]`` -> float32 ``[N, D]``.
-    """
-
-    def __init__(self, model: FRPT, lowering: str, precision: str, saliency_precision: str = "fp32") -> None:
-        super().__init__()
-        cfg = model.config
-        size = cfg.input_size
-        self.model = model
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.tap_dtype = torch.float16 if precision == saliency_precision == "fp16" else torch.float32
-        self.backbone = copy.deepcopy(model.backbone).to(self.dtype) if precision == "fp16" else model.backbone
-        self.tap_backbone = self.backbone if self.tap_dtype == self.dtype else model.backbone
-        self.parser = copy.deepcopy(model.parser).to(self.tap_dtype) if self.tap_dtype != torch.float32 else model.parser
-        with torch.no_grad():
-            tap_hw = tuple(model.backbone.forward_tap(torch.zeros(1, 3, size, size)).shape[-2:])
-        self.saliency = SaliencyResize(tap_hw, cfg.grid)
-        self.sampler = make_sampler(lowering, cfg.grid, cfg.pad, cfg.fwhm, (size, size))
-        self.cah = InstanceNormCAH(model.cah)
-
-    def forward(self, images: Tensor) -> Tensor:
-        x = self.model.prepare(images)  # Cast -> Transpose -> normalise, float32
-        logits = self.parser(self.tap_backbone.forward_tap(x.to(self.tap_dtype)))
-        warped = self.sampler(x, self.saliency(logits.float()))  # float32 grid and resampling
-        features = self.backbone.forward_features(warped.to(self.dtype)).float()
-        return F.normalize(self.model.head(self.cah(features)), dim=1, eps=1e-12)
+__all__ = ["ExportReport", "export_onnx"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +77,7 @@ class ExportReport:
 
     Attributes:
         onnx_path, bundle_path, inputs_json, outputs_json: files written.
-        lowering, precision, saliency_precision, opset: graph facts.
+        family, lowering, precision, saliency_precision, opset: graph facts.
         num_nodes, size_bytes: graph size.
         input_size, embedding_dim: model geometry.
         parity: :class:`~frpt_runtime.parity.ParityReport` as a dict (ORT CPU vs PyTorch on the bundle).
@@ -120,6 +88,7 @@ class ExportReport:
     bundle_path: str
     inputs_json: str
     outputs_json: str
+    family: str
     lowering: str
     precision: str
     saliency_precision: str
@@ -138,33 +107,55 @@ class ExportReport:
     def __bool__(self) -> bool:
         return self.passed
 
+    def failure(self) -> str | None:
+        """The parity failure line (see :meth:`ParityReport.failure`), or ``None`` when it passed."""
+        return ParityReport.from_dict(self.parity).failure()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def format(self) -> str:
+        """Human summary: the files, the graph, then the parity table of ONNX Runtime vs PyTorch."""
+        return "\n".join(
+            [
+                f"onnx       {self.onnx_path}: {self.num_nodes} nodes, {self.size_bytes / 2**20:.1f} MiB, "
+                f"{self.family} {self.precision} (saliency {self.saliency_precision}), {self.lowering} lowering, "
+                f"opset {self.opset}, "
+                f"input {self.input_size}px, D={self.embedding_dim} ({self.seconds:.1f} s)",
+                f"bundle     {self.bundle_path}",
+                f"polygraphy {self.inputs_json}, {self.outputs_json}",
+                "ONNX Runtime CPU vs PyTorch fp32 on the bundle:",
+                ParityReport.from_dict(self.parity).format(),
+            ]
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExportReport":
+    def from_dict(cls, data: dict[str, Any]) -> ExportReport:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
-def _load_model(source: str | os.PathLike | FRPT) -> FRPT:
-    if isinstance(source, FRPT):
-        return source.eval()
-    return load_checkpoint(source)
-
-
-def _check_options(lowering: str, precision: str, saliency_precision: str, opset: int) -> None:
-    if lowering not in LOWERINGS:
-        raise FrptError(f"--lowering must be one of {LOWERINGS}, got {lowering!r}")
-    for name, value in (("--precision", precision), ("--saliency-precision", saliency_precision)):
-        if value not in PRECISIONS:
-            raise FrptError(f"{name} must be one of {PRECISIONS}, got {value!r}")
+def _check_opset(opset: int) -> None:
     if opset not in SUPPORTED_OPSETS:
         raise FrptError(
-            f"--opset {opset} unsupported: GridSample needs >= 16 and TensorRT misreads opset >= 20; use 17"
+            f"--opset {opset} unsupported: GridSample needs >= 16 and TensorRT misreads opset >= 20; "
+            f"use {DEFAULT_OPSET}"
         )
 
 
-def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
+def _load_model(source: str | os.PathLike | nn.Module, out_path: Path) -> nn.Module:
+    """The model to export, after refusing an ``-o`` that would overwrite the checkpoint."""
+    if isinstance(source, nn.Module):
+        return source.eval()
+    if out_path.resolve() == Path(source).resolve():
+        raise FrptError(f"-o {out_path} would overwrite the checkpoint {source}: choose another -o")
+    return load_checkpoint(source)
+
+
+def _trace(graph: nn.Module, size: int, opset: int, lowering: Lowering):
+    """Trace ``graph`` (uint8 ``[N, S, S, 3]`` -> ``[N, D]``) to an ONNX ModelProto with a dynamic batch axis."""
     import onnx
 
     buffer = io.BytesIO()
@@ -174,127 +165,114 @@ def _trace(graph: EmbeddingGraph, size: int, opset: int, lowering: str):
         # (opset 17 and the custom node's symbolic); shape checks are constant under a fixed model size;
         # InstanceNorm is parameter-free and uses the input's statistics by design.
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*feature will be removed", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=".*operator 'instance_norm'", category=UserWarning)
         torch.onnx.export(
             graph,
             (dummy,),
             buffer,
-            input_names=["images"],
-            output_names=["embedding"],
-            dynamic_axes={"images": {0: "batch"}, "embedding": {0: "batch"}},
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: BATCH_AXIS}, OUTPUT_NAME: {0: BATCH_AXIS}},
             opset_version=opset,
-            custom_opsets={PLUGIN_DOMAIN: 1} if lowering == "plugin" else None,
+            custom_opsets={PLUGIN_DOMAIN: PLUGIN_OPSET} if lowering == Lowering.plugin else None,
             do_constant_folding=True,
             dynamo=False,
         )
     return onnx.load_from_string(buffer.getvalue())
 
 
-def _set_output_shape(proto, dim: int) -> None:
-    """Pin the output to ``[batch, D]`` (the TorchScript exporter leaves ``D`` symbolic after the L2 norm)."""
-    dims = proto.graph.output[0].type.tensor_type.shape.dim
-    dims[0].dim_param = "batch"
-    dims[1].dim_value = dim
+def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
+    """The checked ModelProto of ``model``: traced, output pinned to ``[batch, D]``, metadata set."""
+    import onnx
 
-
-def _set_metadata(proto, model: FRPT, lowering: str, precision: str, saliency_precision: str, opset: int) -> None:
-    values = {
-        "frpt.saliency_precision": saliency_precision,
-        "frpt.config": model.config.to_json(),
-        "frpt.toolkit_version": __version__,
-        "frpt.lowering": lowering,
-        "frpt.precision": precision,
-        "frpt.opset": str(opset),
-    }
+    proto = _trace(lower_model(model, options), model.config.input_size, opset, options.lowering)
+    dims = proto.graph.output[0].type.tensor_type.shape.dim  # the exporter leaves D symbolic after the L2 norm
+    dims[0].dim_param = BATCH_AXIS
+    dims[1].dim_value = model.embedding_dim
+    meta = ExportMetadata(
+        config=model.config,
+        precision=options.precision,
+        lowering=options.lowering,
+        opset=opset,
+        toolkit_version=__version__,
+        saliency_precision=options.saliency_precision,
+    )
     del proto.metadata_props[:]
-    for key in sorted(values):
+    for key, value in sorted(meta.to_props().items()):
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, values[key]
+        entry.key, entry.value = key, value
     proto.producer_name, proto.producer_version = "frpt-toolkit", __version__
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _write_references(model: nn.Module, out_path: Path, images: np.ndarray) -> tuple[Path, Path, Path]:
+    """Bundle + Polygraphy files beside ``out_path``: ``images`` (uint8 ``[M, S, S, 3]``) and PyTorch's fp32
+    embeddings for them, batched 1, 3, 8."""
+    cfg = model.config
+    batch_sizes = split_batches(len(images))
+    reference = torch_embeddings(model, images, batch_sizes)
+    bundle_path = save_bundle(bundle_path_for(out_path), RefBundle(images, reference, batch_sizes, cfg))
+    inputs_json, outputs_json = polygraphy_paths_for(out_path)
+    write_polygraphy_json(inputs_json, outputs_json, images, reference, batch_sizes)
+    return bundle_path, inputs_json, outputs_json
 
 
 def export_onnx(
-    source: str | os.PathLike | FRPT,
+    source: str | os.PathLike | nn.Module,
     out_path: str | os.PathLike,
-    lowering: str = "standard",
-    precision: str = "fp32",
-    opset: int = 17,
+    options: LowerOptions | None = None,
+    opset: int = DEFAULT_OPSET,
     ref_images: str | os.PathLike | None = None,
-    saliency_precision: str = "fp32",
 ) -> ExportReport:
-    """Export a checkpoint (or model) to ONNX, write its reference bundle and check parity with PyTorch.
+    """Export a checkpoint (or model) to ONNX, write its reference bundle and check parity through the runtime.
 
     Args:
-        source: checkpoint path, or an :class:`FRPT` model.
+        source: checkpoint path, or a model of a registered family.
         out_path: the ``.onnx`` file to write (atomically).
-        lowering: ``standard`` or ``plugin``.
-        precision: ``fp32`` or ``fp16`` (the graph's compute precision; I/O always uint8 in, float32 out).
+        options: lowering and precision (``saliency_precision`` only matters for fp16 graphs); default
+            standard fp32.
         opset: ONNX opset (17 recommended).
         ref_images: folder of reference images; ``None`` uses the photographs bundled with scikit-image.
-        saliency_precision: for ``fp16``, the saliency pass's precision (``fp32`` default, see module doc).
 
     Returns:
-        The :class:`ExportReport` (falsy when ORT misses the parity thresholds; files are written anyway).
+        The :class:`ExportReport` (falsy when ONNX Runtime misses the parity thresholds; files are written anyway).
 
     Raises:
         FrptError: bad options, missing/truncated/foreign checkpoint, no reference image. Nothing is
             written at ``out_path`` in that case.
     """
-    import onnx
-
-    from frpt_export.ort_custom_op import create_session
-
     start = time.perf_counter()
-    saliency_precision = saliency_precision if precision == "fp16" else "fp32"
-    _check_options(lowering, precision, saliency_precision, opset)
+    options = options or LowerOptions()
+    if options.precision == Precision.fp32:
+        options = dataclasses.replace(options, saliency_precision=Precision.fp32)
+    _check_opset(opset)
     out_path = Path(out_path)
     check_output_file(out_path, "-o")
-    if isinstance(source, (str, os.PathLike)) and out_path.resolve() == Path(source).resolve():
-        raise FrptError(f"-o {out_path} would overwrite the checkpoint {source}: choose another -o")
-    model = _load_model(source)
-    cfg = model.config
-    images = reference_images(cfg.input_size, cfg.crop_pct, ref_images)
-    batch_sizes = split_batches(len(images))
-
-    try:
-        proto = _trace(
-            EmbeddingGraph(model, lowering, precision, saliency_precision).eval(), cfg.input_size, opset, lowering
-        )
-    except ValueError as exc:  # F.instance_norm refuses a 1x1 map at trace time (PyTorch's own CAH does not)
-        if "spatial element" not in str(exc):
-            raise
-        raise FrptError(
-            f"input size {cfg.input_size} leaves a 1x1 feature map, whose InstanceNorm the ONNX export cannot "
-            "trace: train with a larger --input-size (>= 64)"
-        ) from None
-    _set_output_shape(proto, model.embedding_dim)
-    _set_metadata(proto, model, lowering, precision, saliency_precision, opset)
-    onnx.checker.check_model(proto)
+    model = _load_model(source, out_path)
+    images = reference_images(model.config.input_size, model.config.crop_pct, ref_images)
+    proto = _graph_proto(model, options, opset)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, lambda handle: handle.write(proto.SerializeToString()))
-
-    reference = torch_embeddings(model, images, batch_sizes)
-    bundle_path = save_bundle(bundle_path_for(out_path), RefBundle(images, reference, batch_sizes, cfg))
-    inputs_json = out_path.with_name(out_path.stem + ".ref.inputs.json")
-    outputs_json = out_path.with_name(out_path.stem + ".ref.outputs.json")
-    write_polygraphy_json(inputs_json, outputs_json, images, reference, batch_sizes)
-
-    candidate = session_embeddings(create_session(out_path), images, batch_sizes)
-    parity = compare_embeddings(reference, candidate, precision)
+    bundle_path, inputs_json, outputs_json = _write_references(model, out_path, images)
+    with OnnxRuntimeBackend(out_path) as backend:  # the written file, through what users run
+        parity = verify_backend(backend, load_bundle(bundle_path))
     return ExportReport(
         onnx_path=str(out_path),
         bundle_path=str(bundle_path),
         inputs_json=str(inputs_json),
         outputs_json=str(outputs_json),
-        lowering=lowering,
-        precision=precision,
-        saliency_precision=saliency_precision,
+        family=model.config.family,
+        lowering=options.lowering.value,
+        precision=options.precision.value,
+        saliency_precision=options.saliency_precision.value,
         opset=opset,
         num_nodes=len(proto.graph.node),
         size_bytes=out_path.stat().st_size,
-        input_size=cfg.input_size,
-        embedding_dim=int(reference.shape[1]),
+        input_size=model.config.input_size,
+        embedding_dim=int(model.embedding_dim),
         parity=parity.to_dict(),
         seconds=time.perf_counter() - start,
     )

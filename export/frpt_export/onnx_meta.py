@@ -1,63 +1,51 @@
 """Read an exported graph's FRPT facts with ``onnx`` alone (torch-free: engines are built on edge boxes).
 
-``metadata_props`` written by :func:`frpt_export.onnx_export.export_onnx` (DESIGN.md §3): ``frpt.config``
-(FRPTConfig JSON), ``frpt.toolkit_version``, ``frpt.lowering``, ``frpt.precision``, ``frpt.opset`` (required),
-plus ``frpt.saliency_precision`` (informative: the saliency pass's precision in an fp16 graph).
+The facts are the ``metadata_props`` of DESIGN.md §3, parsed by the contract's one reader
+(:class:`frpt_runtime.contract.ExportMetadata`), plus whether the graph holds the plugin's custom node.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from frpt.errors import FrptError
+from frpt_runtime.contract import PLUGIN_DOMAIN, ExportMetadata
+from frpt_runtime.errors import FrptError
 
-__all__ = ["METADATA_KEYS", "PLUGIN_DOMAIN", "read_metadata", "has_custom_nodes", "read_graph_facts"]
-
-METADATA_KEYS = ("frpt.config", "frpt.toolkit_version", "frpt.lowering", "frpt.precision", "frpt.opset")
-PLUGIN_DOMAIN = "frpt"
+__all__ = ["GraphFacts", "read_graph_facts"]
 
 
-def _load(path: Path):
-    import onnx
+@dataclass(frozen=True)
+class GraphFacts:
+    """What the engine builder needs to know about an exported graph.
 
-    if not path.is_file():
-        raise FrptError(f"ONNX file not found: {path}")
-    try:
-        return onnx.load_model(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
-        raise FrptError(f"{path} is not a readable ONNX file ({type(exc).__name__}): export it again") from None
+    Attributes:
+        metadata: the export's parsed metadata.
+        props: the raw ``frpt.*`` metadata_props (copied verbatim into an engine's sidecar).
+        plugin_required: whether the graph holds a ``frpt``-domain node (the plugin lowering).
+    """
 
-
-def _metadata(proto, path: Path) -> dict[str, str]:
-    meta = {p.key: p.value for p in proto.metadata_props if p.key.startswith("frpt.")}
-    missing = [k for k in METADATA_KEYS if k not in meta]
-    if missing:
-        raise FrptError(f"{path} lacks FRPT metadata {missing}: export it with `frpt-export onnx`")
-    return meta
+    metadata: ExportMetadata
+    props: dict[str, str]
+    plugin_required: bool
 
 
-def _has_custom_nodes(proto) -> bool:
-    return any(node.domain == PLUGIN_DOMAIN for node in proto.graph.node)
-
-
-def read_metadata(onnx_path: str | os.PathLike) -> dict[str, str]:
-    """The ``frpt.*`` metadata_props of an exported file.
+def read_graph_facts(onnx_path: str | os.PathLike) -> GraphFacts:
+    """Load ``onnx_path`` (without external data) and read its :class:`GraphFacts`.
 
     Raises:
         FrptError: missing file, not ONNX, or not an FRPT export.
     """
+    import onnx
+
     path = Path(onnx_path)
-    return _metadata(_load(path), path)
-
-
-def has_custom_nodes(onnx_path: str | os.PathLike) -> bool:
-    """Whether the graph holds a ``frpt``-domain node (the plugin lowering)."""
-    return _has_custom_nodes(_load(Path(onnx_path)))
-
-
-def read_graph_facts(onnx_path: str | os.PathLike) -> tuple[dict[str, str], bool]:
-    """:func:`read_metadata` and :func:`has_custom_nodes` from one load of the file."""
-    path = Path(onnx_path)
-    proto = _load(path)
-    return _metadata(proto, path), _has_custom_nodes(proto)
+    if not path.is_file():
+        raise FrptError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for non-ONNX bytes
+        raise FrptError(f"{path} is not a readable ONNX file ({type(exc).__name__}): export it again") from None
+    props = {p.key: p.value for p in proto.metadata_props if p.key.startswith("frpt.")}
+    metadata = ExportMetadata.from_props(props, path)
+    return GraphFacts(metadata, props, any(node.domain == PLUGIN_DOMAIN for node in proto.graph.node))

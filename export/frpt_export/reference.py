@@ -19,22 +19,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from frpt.errors import FrptError
-from frpt.model import FRPT
-from frpt_runtime.bundle import split_rows
+from frpt.checkpoint import load_checkpoint
+from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from frpt_runtime.bundle import RefBundle, load_bundle, split_rows
+from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, bundle_path_for
+from frpt_runtime.errors import FrptError
 from frpt_runtime.images import ImageDecodeError, list_images, load_image
-from frpt_runtime.parity import ParityReport, compare_embeddings
+from frpt_runtime.parity import ParityReport
+from frpt_runtime.verify import verify_backend
 
 __all__ = [
     "BATCH_PATTERN",
     "MAX_REF_IMAGES",
+    "live_parity",
     "reference_images",
     "split_batches",
     "torch_embeddings",
-    "session_embeddings",
     "write_polygraphy_json",
-    "live_parity",
 ]
 
 BATCH_PATTERN = (1, 3, 8)
@@ -42,8 +45,18 @@ MAX_REF_IMAGES = sum(BATCH_PATTERN)
 RUNNER_NAME = "pytorch-fp32"
 # scikit-image's bundled photographs (no download), colour and grey, varied content.
 _DEFAULT_PHOTOS = (
-    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg",
-    "retina.jpg", "ihc.png", "camera.png", "brick.png", "grass.png", "coins.png",
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "coins.png",
 )
 
 
@@ -92,16 +105,12 @@ def reference_images(
     return np.stack(images)
 
 
-def torch_embeddings(model: FRPT, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
+def torch_embeddings(model: nn.Module, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
     """PyTorch fp32 embeddings, batch by batch: uint8 ``[M, S, S, 3]`` -> float32 ``[M, D]``."""
-    out = [model.embed_uint8(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-           for batch in split_rows(images, batch_sizes)]
-    return np.concatenate(out).astype(np.float32)
-
-
-def session_embeddings(session, images: np.ndarray, batch_sizes: np.ndarray) -> np.ndarray:
-    """ONNX Runtime embeddings (input ``images``, output ``embedding``), batch by batch, float32 ``[M, D]``."""
-    out = [session.run(["embedding"], {"images": batch})[0] for batch in split_rows(images, batch_sizes)]
+    out = [
+        model.embed_uint8(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+        for batch in split_rows(images, batch_sizes)
+    ]
     return np.concatenate(out).astype(np.float32)
 
 
@@ -113,9 +122,9 @@ def write_polygraphy_json(
     from polygraphy.json import save_json
     from polygraphy.logger import G_LOGGER
 
-    feeds = [{"images": np.ascontiguousarray(batch)} for batch in split_rows(images, batch_sizes)]
+    feeds = [{INPUT_NAME: np.ascontiguousarray(batch)} for batch in split_rows(images, batch_sizes)]
     iterations = [
-        IterationResult({"embedding": np.ascontiguousarray(batch)}, runner_name=RUNNER_NAME)
+        IterationResult({OUTPUT_NAME: np.ascontiguousarray(batch)}, runner_name=RUNNER_NAME)
         for batch in split_rows(embeddings, batch_sizes)
     ]
     results = RunResults()
@@ -125,11 +134,29 @@ def write_polygraphy_json(
         save_json(results, str(outputs_path), description="FRPT PyTorch fp32 reference outputs")
 
 
-def live_parity(model: FRPT, onnx_path: str | os.PathLike, images: np.ndarray, precision: str) -> ParityReport:
-    """PyTorch (now) vs ONNX Runtime on ``images`` under the thresholds of ``precision``."""
-    from frpt_export.ort_custom_op import create_session
+def live_parity(
+    ckpt: str | os.PathLike, onnx_path: str | os.PathLike, images: str | os.PathLike | None = None, max_images: int = 64
+) -> ParityReport:
+    """PyTorch (the checkpoint, now) vs ONNX Runtime (the export, through the runtime's backend and verifier).
 
-    batch_sizes = split_batches(len(images))
-    reference = torch_embeddings(model, images, batch_sizes)
-    candidate = session_embeddings(create_session(onnx_path), images, batch_sizes)
-    return compare_embeddings(reference, candidate, precision)
+    Args:
+        ckpt: the checkpoint the export was made from.
+        onnx_path: the exported file.
+        images: image folder to compare on; ``None``: the reference bundle's images beside ``onnx_path``.
+        max_images: at most this many images of ``images``.
+
+    Raises:
+        FrptError: unreadable checkpoint, export or bundle; ``max_images < 1``; no decodable image.
+    """
+    if max_images < 1:
+        raise FrptError(f"--max-images must be >= 1, got {max_images}")
+    with OnnxRuntimeBackend(onnx_path) as backend:  # reads the file's metadata first: a wrong file fails fast
+        model = load_checkpoint(ckpt)
+        cfg = model.config
+        if images is None:
+            pixels = load_bundle(bundle_path_for(onnx_path)).images
+        else:
+            pixels = reference_images(cfg.input_size, cfg.crop_pct, images, max_images)
+        batch_sizes = split_batches(len(pixels))
+        bundle = RefBundle(pixels, torch_embeddings(model, pixels, batch_sizes), batch_sizes, cfg)
+        return verify_backend(backend, bundle)

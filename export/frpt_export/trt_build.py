@@ -22,14 +22,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from frpt import __version__
-from frpt.errors import FrptError
-from frpt_export.onnx_meta import read_graph_facts
-from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, sidecar_path, write_sidecar
-from frpt_runtime.manifest import atomic_write
+from frpt_export.onnx_meta import GraphFacts, read_graph_facts
+from frpt_runtime import __version__
+from frpt_runtime.atomic import atomic_write
+from frpt_runtime.contract import INPUT_NAME, sidecar_path_for
+from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
+from frpt_runtime.errors import FrptError
 from frpt_runtime.trt_module import import_tensorrt
 
-__all__ = ["BuildReport", "build_engine"]
+__all__ = ["BatchProfile", "BuildReport", "build_engine"]
 
 BUILDER_HINT = "pip install 'frpt-toolkit[tensorrt-rtx]' (a CPU-capable builder) or install TensorRT for your platform"
 
@@ -64,11 +65,22 @@ class BuildReport:
     def __bool__(self) -> bool:
         return self.plan_bytes > 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def format(self) -> str:
+        """Two human lines: the engine and its sidecar."""
+        return (
+            f"engine  {self.plan_path}: {self.plan_bytes / 2**20:.1f} MiB, {self.precision}, {self.lowering} lowering, "
+            f"{self.trt_flavour} {self.trt_version}, batch {self.min_batch}/{self.opt_batch}/{self.max_batch} "
+            f"({self.seconds:.1f} s)\nsidecar {self.sidecar_path}"
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildReport":
+    def from_dict(cls, data: dict[str, Any]) -> BuildReport:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
@@ -82,12 +94,20 @@ def _gpu() -> tuple[str | None, str | None]:
         return None, None
 
 
-def _check_batches(min_batch: int, opt_batch: int, max_batch: int) -> None:
-    if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise FrptError(
-            f"batch range must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch, "
-            f"got {min_batch}/{opt_batch}/{max_batch}"
-        )
+@dataclass(frozen=True)
+class BatchProfile:
+    """The optimisation profile on ``images``: smallest, tuned-for and largest batch."""
+
+    min_batch: int = 1
+    opt_batch: int = 32
+    max_batch: int = 64
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+            raise FrptError(
+                f"batch range must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch, "
+                f"got {self.min_batch}/{self.opt_batch}/{self.max_batch}"
+            )
 
 
 def _parse(trt: ModuleType, builder, onnx_path: Path, logger):
@@ -109,22 +129,75 @@ def _parse(trt: ModuleType, builder, onnx_path: Path, logger):
     return network, parser
 
 
+def _load_plugin_if_needed(facts: GraphFacts, flavour: str, plugin_lib: str | os.PathLike | None) -> None:
+    if not facts.plugin_required:
+        return
+    if flavour == "tensorrt_rtx":
+        raise FrptError(
+            "TensorRT-RTX has no plugin support, so it cannot build the plugin-lowered graph: export with "
+            "`frpt-export onnx --lowering standard`, or build on a box with full TensorRT"
+        )
+    from frpt_runtime.plugin_library import load_plugin_library
+
+    load_plugin_library(plugin_lib)
+
+
+def _timing_cache(flavour: str, timing_cache: str | os.PathLike | None) -> Path | None:
+    """The timing cache file to use (TensorRT-RTX keeps none: a given file is ignored with a note)."""
+    if timing_cache is None:
+        return None
+    if flavour == "tensorrt_rtx":
+        print(f"note: TensorRT-RTX keeps no timing cache; ignoring --timing-cache {timing_cache}", file=sys.stderr)
+        return None
+    return Path(timing_cache)
+
+
+def _builder_config(trt: ModuleType, builder, size: int, profile: BatchProfile, workspace_mib, cache_path):
+    config = builder.create_builder_config()
+    if workspace_mib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    shapes = builder.create_optimization_profile()
+    shape = (size, size, 3)
+    shapes.set_shape(INPUT_NAME, (profile.min_batch, *shape), (profile.opt_batch, *shape), (profile.max_batch, *shape))
+    config.add_optimization_profile(shapes)
+    if cache_path is not None:
+        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    return config
+
+
+def _sidecar(facts: GraphFacts, flavour: str, trt: ModuleType, profile: BatchProfile, onnx_path: Path, plan_path: Path):
+    gpu_name, capability = _gpu()
+    return EngineSidecar(
+        onnx_metadata=facts.props,
+        trt_flavour=flavour,
+        trt_version=trt.__version__,
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        min_batch=profile.min_batch,
+        opt_batch=profile.opt_batch,
+        max_batch=profile.max_batch,
+        onnx_sha256=sha256_file(onnx_path),
+        plan_sha256=sha256_file(plan_path),
+        toolkit_version=__version__,
+        plugin_required=facts.plugin_required,
+    )
+
+
 def build_engine(
     onnx_path: str | os.PathLike,
     plan_path: str | os.PathLike,
-    min_batch: int = 1,
-    opt_batch: int = 32,
-    max_batch: int = 64,
+    profile: BatchProfile = BatchProfile(),
     workspace_mib: int | None = None,
     timing_cache: str | os.PathLike | None = None,
     plugin_lib: str | os.PathLike | None = None,
 ) -> BuildReport:
-    """Build a serialised engine from an exported FRPT graph.
+    """Build a serialised engine from an exported graph.
 
     Args:
         onnx_path: graph written by ``frpt-export onnx`` (its metadata names precision and lowering).
         plan_path: the ``.plan`` to write; the sidecar goes to ``<plan>.json``.
-        min_batch, opt_batch, max_batch: the optimisation profile on ``images``.
+        profile: the optimisation profile on ``images``.
         workspace_mib: builder workspace limit in MiB (TensorRT's default when ``None``).
         timing_cache: file to load the timing cache from (if it exists) and save it back to.
         plugin_lib: ``libfrpt_plugins.so`` for a plugin-lowered graph (else ``FRPT_PLUGIN_LIB`` / default places).
@@ -133,45 +206,19 @@ def build_engine(
         The :class:`BuildReport`.
 
     Raises:
-        FrptError: no builder, bad batch range, unreadable graph, parser errors, plugin graph under
-            TensorRT-RTX or without the library, or a failed build. Nothing is written at ``plan_path`` then.
+        FrptError: no builder, unreadable graph, parser errors, plugin graph under TensorRT-RTX or without the
+            library, or a failed build. Nothing is written at ``plan_path`` then.
     """
     start = time.perf_counter()
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
-    _check_batches(min_batch, opt_batch, max_batch)
-    meta, plugin_required = read_graph_facts(onnx_path)
-    model_config = json.loads(meta["frpt.config"])
-    size = model_config["input_size"]
+    facts = read_graph_facts(onnx_path)
     trt, flavour = import_tensorrt(BUILDER_HINT)
-    if plugin_required:
-        if flavour == "tensorrt_rtx":
-            raise FrptError(
-                "TensorRT-RTX has no plugin support, so it cannot build the plugin-lowered graph: export with "
-                "`frpt-export onnx --lowering standard`, or build on a box with full TensorRT"
-            )
-        from frpt_runtime.plugin_library import load_plugin_library
-
-        load_plugin_library(None if plugin_lib is None else str(plugin_lib))
-
+    _load_plugin_if_needed(facts, flavour, plugin_lib)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse(trt, builder, onnx_path, logger)
-    config = builder.create_builder_config()
-    if workspace_mib is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    profile = builder.create_optimization_profile()
-    shape = (size, size, 3)
-    profile.set_shape("images", (min_batch, *shape), (opt_batch, *shape), (max_batch, *shape))
-    config.add_optimization_profile(profile)
-
-    cache_path = None if timing_cache is None else Path(timing_cache)
-    if cache_path is not None and flavour == "tensorrt_rtx":
-        print(f"note: TensorRT-RTX keeps no timing cache; ignoring --timing-cache {cache_path}", file=sys.stderr)
-        cache_path = None
-    if cache_path is not None:
-        cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
-
+    cache_path = _timing_cache(flavour, timing_cache)
+    config = _builder_config(trt, builder, facts.metadata.config.input_size, profile, workspace_mib, cache_path)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise FrptError(f"TensorRT could not build an engine from {onnx_path}: see the builder log above")
@@ -180,35 +227,18 @@ def build_engine(
     if cache_path is not None:
         timing = memoryview(config.get_timing_cache().serialize())
         atomic_write(cache_path, lambda handle: handle.write(timing))
-
-    gpu_name, capability = _gpu()
-    sidecar = EngineSidecar(
-        config=model_config,
-        precision=meta["frpt.precision"],
-        lowering=meta["frpt.lowering"],
-        trt_flavour=flavour,
-        trt_version=trt.__version__,
-        gpu_name=gpu_name,
-        compute_capability=capability,
-        min_batch=min_batch,
-        opt_batch=opt_batch,
-        max_batch=max_batch,
-        onnx_sha256=sha256_file(onnx_path),
-        plan_sha256=sha256_file(plan_path),
-        toolkit_version=__version__,
-        plugin_required=plugin_required,
-    )
+    sidecar = _sidecar(facts, flavour, trt, profile, onnx_path, plan_path)
     write_sidecar(plan_path, sidecar)
     return BuildReport(
         plan_path=str(plan_path),
-        sidecar_path=str(sidecar_path(plan_path)),
+        sidecar_path=str(sidecar_path_for(plan_path)),
         trt_flavour=flavour,
         trt_version=trt.__version__,
-        precision=sidecar.precision,
-        lowering=sidecar.lowering,
-        min_batch=min_batch,
-        opt_batch=opt_batch,
-        max_batch=max_batch,
+        precision=facts.metadata.precision.value,
+        lowering=facts.metadata.lowering.value,
+        min_batch=profile.min_batch,
+        opt_batch=profile.opt_batch,
+        max_batch=profile.max_batch,
         plan_bytes=plan_path.stat().st_size,
         timing_cache=None if cache_path is None else str(cache_path),
         seconds=time.perf_counter() - start,

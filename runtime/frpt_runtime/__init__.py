@@ -1,1 +1,4 @@
-"""Torch-free runtime: backends, image pipeline, batched embedding, verification (imports as ``frpt_runtime``)."""
+"""The FRPT toolkit's torch-free bottom layer: the contract, model configs as data, errors, file I/O, image
+decoding, backends (ONNX Runtime, TensorRT), batched embedding and parity verification."""
+
+__version__ = "0.1.0"

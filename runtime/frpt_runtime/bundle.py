@@ -6,7 +6,8 @@ backend's parity with PyTorch. Arrays (DESIGN.md §3):
 * ``images``: uint8 ``[M, S, S, 3]`` RGB, exactly what the runtime feeds the model;
 * ``embeddings``: float32 ``[M, D]``, PyTorch fp32, L2-normalised;
 * ``batch_sizes``: int64 ``[B]``, how the images were batched (sums to ``M``);
-* ``meta``: a 0-d unicode array holding JSON ``{"thresholds", "config", "toolkit_version"}``.
+* ``meta``: a 0-d unicode array holding JSON ``{"thresholds", "family", "config", "toolkit_version"}``
+  (``family`` absent in bundles written before the second family: read as ``frpt``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from frpt import __version__
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
-from frpt_runtime.manifest import atomic_write
+from frpt_runtime import __version__
+from frpt_runtime.atomic import atomic_write
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families import DEFAULT_FAMILY, ModelConfig, config_from_dict, family_of
 from frpt_runtime.parity import THRESHOLDS
 
-__all__ = ["RefBundle", "save_bundle", "load_bundle", "bundle_path_for", "split_rows"]
+__all__ = ["RefBundle", "load_bundle", "save_bundle", "split_rows"]
 
 _KEYS = ("images", "embeddings", "batch_sizes", "meta")
 
@@ -40,7 +41,7 @@ class RefBundle:
         images: uint8 ``[M, S, S, 3]``.
         embeddings: float32 ``[M, D]``.
         batch_sizes: int64 ``[B]`` summing to ``M``.
-        config: the model's :class:`FRPTConfig` (``S == config.input_size``).
+        config: the model's config (any family; ``S == config.input_size``).
         thresholds: the parity thresholds in force when written.
         toolkit_version: version of the toolkit that wrote it.
     """
@@ -48,7 +49,7 @@ class RefBundle:
     images: np.ndarray
     embeddings: np.ndarray
     batch_sizes: np.ndarray
-    config: FRPTConfig
+    config: ModelConfig
     thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
     toolkit_version: str = __version__
 
@@ -59,13 +60,16 @@ class RefBundle:
     def meta(self) -> dict[str, Any]:
         return {
             "thresholds": dict(self.thresholds),
+            "family": family_of(self.config),
             "config": self.config.to_dict(),
             "toolkit_version": self.toolkit_version,
         }
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(images [b, S, S, 3] uint8, embeddings [b, D] float32)`` in the recorded batching."""
-        yield from zip(split_rows(self.images, self.batch_sizes), split_rows(self.embeddings, self.batch_sizes))
+        yield from zip(
+            split_rows(self.images, self.batch_sizes), split_rows(self.embeddings, self.batch_sizes), strict=True
+        )
 
 
 def split_rows(array: np.ndarray, batch_sizes: np.ndarray) -> list[np.ndarray]:
@@ -73,17 +77,9 @@ def split_rows(array: np.ndarray, batch_sizes: np.ndarray) -> list[np.ndarray]:
     return np.split(array, np.cumsum(batch_sizes)[:-1])
 
 
-def bundle_path_for(onnx_path: str | os.PathLike) -> Path:
-    """``model.onnx`` -> ``model.ref.npz`` beside it."""
-    p = Path(onnx_path)
-    return p.with_name(p.stem + ".ref.npz")
-
-
 def _validate(images: np.ndarray, embeddings: np.ndarray, batch_sizes: np.ndarray, size: int) -> None:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (size, size, 3):
-        raise FrptError(
-            f"bundle images must be uint8 [M, {size}, {size}, 3], got {images.dtype} {list(images.shape)}"
-        )
+        raise FrptError(f"bundle images must be uint8 [M, {size}, {size}, 3], got {images.dtype} {list(images.shape)}")
     m = images.shape[0]
     if embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape[0] != m or m == 0:
         raise FrptError(
@@ -127,14 +123,16 @@ def load_bundle(path: str | os.PathLike) -> RefBundle:
                 raise FrptError(f"reference bundle {path} lacks arrays {missing}: re-export the model")
             arrays = {k: data[k] for k in _KEYS}
         meta = json.loads(str(arrays["meta"]))
-        config = FRPTConfig.from_dict(meta["config"])
+        config = config_from_dict(str(meta.get("family", DEFAULT_FAMILY)), meta["config"], f"reference bundle {path}")
         thresholds = {k: float(meta["thresholds"][k]) for k in THRESHOLDS}
         version = str(meta["toolkit_version"])
     except FrptError:
         raise
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
         reason = (str(exc).splitlines() or [""])[0]
-        raise FrptError(f"reference bundle {path} is unreadable ({type(exc).__name__}: {reason}): re-export the model") from exc
+        raise FrptError(
+            f"reference bundle {path} is unreadable ({type(exc).__name__}: {reason}): re-export the model"
+        ) from exc
     return RefBundle(
         images=arrays["images"],
         embeddings=arrays["embeddings"],

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
 __all__ = [
     "DeviceBuffer",

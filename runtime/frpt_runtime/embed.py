@@ -8,16 +8,12 @@ journal every finished chunk (:class:`~frpt_runtime.manifest.RunJournal`) -> wri
 
 ``--resume`` continues from the journal: the same chunks are fed in the same batches, so the final
 ``embeddings.npy`` and ``manifest.json`` are byte-identical to an uninterrupted run's.
-
-The environment variable ``FRPT_EMBED_CRASH_AFTER=K`` kills the process with SIGKILL after chunk ``K``'s
-rows are on disk but before its journal line is (the worst moment); tests use it to prove resume.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import sys
 import time
 from collections import deque
@@ -28,10 +24,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from frpt import __version__
-from frpt.errors import FrptError
-from frpt.output_paths import check_output_dir
+from frpt_runtime import __version__
+from frpt_runtime.atomic import atomic_write, atomic_write_json
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
+from frpt_runtime.errors import FrptError
 from frpt_runtime.images import IMAGE_EXTENSIONS, list_images
 from frpt_runtime.manifest import (
     EMBEDDINGS_FILE,
@@ -41,15 +37,12 @@ from frpt_runtime.manifest import (
     RUN_FILE,
     ChunkRecord,
     RunJournal,
-    atomic_write,
-    atomic_write_json,
     read_manifest,
 )
+from frpt_runtime.output_paths import check_output_dir
 from frpt_runtime.pipeline import Batch, BatchPipeline
 
 __all__ = ["EmbedReport", "embed_folder"]
-
-CRASH_ENV = "FRPT_EMBED_CRASH_AFTER"
 
 
 @dataclass
@@ -111,6 +104,51 @@ class _Clock:
     backend_s: float = 0.0
 
 
+def _open_run(root: Path, backend: Backend, out: Path, batch: int, workers: int) -> tuple[list[Path], ModelInfo]:
+    """List the images and check everything that can fail before any work: empty folder, workers, output folder,
+    the model (activated here) and the batch size."""
+    paths = list_images(root)
+    if not paths:
+        raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if workers < 1:
+        raise FrptError(f"--workers must be >= 1, got {workers}")
+    check_output_dir(out, "--out")
+    info = backend.activate().info
+    backend.check_batch(batch)
+    out.mkdir(parents=True, exist_ok=True)
+    return paths, info
+
+
+def _progress_bar(total: int, initial: int, progress: bool | None) -> tqdm:
+    enabled = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=total, initial=initial, unit="img", file=sys.stderr, dynamic_ncols=True, disable=not enabled)
+
+
+def _write_outputs(
+    out: Path, root: Path, info: ModelInfo, batch: int, workers: int, journal: RunJournal, clock: _Clock, resumed: int
+) -> tuple[np.ndarray, list[tuple[str, str]], float]:
+    """Write ``embeddings.npy``, ``manifest.json`` and ``run.json``; return ``(embeddings, skipped, wall_s)``."""
+    embeddings = journal.embeddings()
+    skipped = [item for record in journal.records for item in record.skipped]
+    atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
+    atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
+    wall = time.perf_counter() - clock.started
+    total = embeddings.shape[0] + len(skipped)
+    timings = {
+        "wall_s": round(wall, 4),
+        "images_per_s": round((total - resumed) / wall, 2),
+        "images_processed": total - resumed,
+        "resumed_images": resumed,
+        "wait_decode_s": round(clock.wait_decode_s, 4),
+        "backend_s": round(clock.backend_s, 4),
+        "batch": batch,
+        "workers": workers,
+        "finished_unix": round(time.time(), 3),
+    }
+    atomic_write_json(out / RUN_FILE, timings)
+    return embeddings, skipped, wall
+
+
 def embed_folder(
     images_dir: str | os.PathLike[str],
     backend: Backend,
@@ -141,61 +179,20 @@ def embed_folder(
             image is decoded.
     """
     clock = _Clock()
-    root = Path(images_dir)
-    paths = list_images(root)
-    if not paths:
-        raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    if workers < 1:
-        raise FrptError(f"--workers must be >= 1, got {workers}")
-    out = Path(out_dir)
-    check_output_dir(out, "--out")
-    info = backend.activate().info
-    backend.check_batch(batch)
-    out.mkdir(parents=True, exist_ok=True)
+    root, out = Path(images_dir), Path(out_dir)
+    paths, info = _open_run(root, backend, out, batch, workers)
     rel = [_rel(p, root) for p in paths]
     if resume and not (out / PARTIAL_DIR / "state.json").is_file() and (out / MANIFEST_FILE).exists():
         _refuse_foreign_finished_run(out, root, rel, info, batch)
     journal = RunJournal(out, _fingerprint(root, rel, info, batch), info.embedding_dim)
     journal.start(resume)
     resumed = min(journal.next_chunk * batch, len(paths))
-    bar = tqdm(
-        total=len(paths),
-        initial=resumed,
-        unit="img",
-        file=sys.stderr,
-        dynamic_ncols=True,
-        disable=not (sys.stderr.isatty() if progress is None else progress),
-    )
+    bar = _progress_bar(len(paths), resumed, progress)
     try:
-        with BatchPipeline(
-            paths,
-            info.config.input_size,
-            info.config.crop_pct,
-            batch=batch,
-            workers=workers,
-            start_chunk=journal.next_chunk,
-        ) as pipeline:
+        size, crop = info.config.input_size, info.config.crop_pct
+        with BatchPipeline(paths, size, crop, batch=batch, workers=workers, start_chunk=journal.next_chunk) as pipeline:
             _run_chunks(pipeline, backend, journal, root, clock, bar)
-        embeddings = journal.embeddings()
-        skipped = [item for record in journal.records for item in record.skipped]
-        atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
-        atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
-        wall = time.perf_counter() - clock.started
-        processed = len(paths) - resumed
-        atomic_write_json(
-            out / RUN_FILE,
-            {
-                "wall_s": round(wall, 4),
-                "images_per_s": round(processed / wall, 2),
-                "images_processed": processed,
-                "resumed_images": resumed,
-                "wait_decode_s": round(clock.wait_decode_s, 4),
-                "backend_s": round(clock.backend_s, 4),
-                "batch": batch,
-                "workers": workers,
-                "finished_unix": round(time.time(), 3),
-            },
-        )
+        embeddings, skipped, wall = _write_outputs(out, root, info, batch, workers, journal, clock, resumed)
         journal.discard()
     finally:
         journal.close()
@@ -206,10 +203,10 @@ def embed_folder(
         skipped=skipped,
         embedding_dim=info.embedding_dim,
         backend=info.backend,
-        precision=info.precision,
+        precision=str(info.precision),
         resumed_images=resumed,
         wall_s=wall,
-        images_per_s=processed / wall,
+        images_per_s=(len(paths) - resumed) / wall,
     )
 
 
@@ -217,7 +214,6 @@ def _run_chunks(
     pipeline: BatchPipeline, backend: Backend, journal: RunJournal, root: Path, clock: _Clock, bar: tqdm
 ) -> None:
     """Feed decoded chunks to the backend, keeping up to ``max_in_flight`` submitted; journal each in order."""
-    crash_chunk = _crash_chunk()
     dim = backend.info.embedding_dim
     in_flight: deque[tuple[Batch, Pending | None]] = deque()
 
@@ -229,7 +225,7 @@ def _run_chunks(
         record = ChunkRecord(
             done.index, [_rel(p, root) for p in done.paths], [(_rel(p, root), why) for p, why in done.skipped]
         )
-        journal.append(record, rows, _sigkill_self if done.index == crash_chunk else None)
+        journal.append(record, rows)
         bar.update(len(done.paths) + len(done.skipped))
 
     tick = time.perf_counter()
@@ -302,18 +298,10 @@ def _manifest(
         "model": {"path": str(info.path.resolve()), "sha256": info.sha256},
         "backend": info.backend,
         "backend_detail": dict(info.detail),
-        "precision": info.precision,
-        "lowering": info.lowering,
+        "family": info.metadata.family,
+        "precision": str(info.precision),
+        "lowering": str(info.lowering),
         "config": info.config.to_dict(),
         "batch": batch,
         "timings_file": RUN_FILE,
     }
-
-
-def _crash_chunk() -> int | None:
-    value = os.environ.get(CRASH_ENV)
-    return int(value) if value else None
-
-
-def _sigkill_self() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)

@@ -2,7 +2,9 @@
 
 A serialised engine only runs on the TensorRT version and GPU it was built for, and the runtime must know
 the model config, precision and lowering without opening the ONNX file. The exporter writes this sidecar
-atomically beside every plan; the runtime reads it and refuses a mismatched plan before doing any work.
+atomically beside every plan, copying the ONNX file's ``frpt.*`` metadata verbatim (parsed by the contract's
+one reader, :class:`~frpt_runtime.contract.ExportMetadata`); the runtime reads it and refuses a mismatched plan
+before doing any work.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frpt.errors import FrptError
-from frpt_runtime.manifest import atomic_write_json
+from frpt_runtime.atomic import atomic_write_json
+from frpt_runtime.contract import ExportMetadata, sidecar_path_for
+from frpt_runtime.errors import FrptError
 
-__all__ = ["EngineSidecar", "sidecar_path", "write_sidecar", "read_sidecar", "check_compatible", "sha256_file"]
+__all__ = ["EngineSidecar", "check_compatible", "read_sidecar", "sha256_file", "write_sidecar"]
 
 TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
 
@@ -28,9 +31,8 @@ class EngineSidecar:
     """What was built, with what, for what.
 
     Attributes:
-        config: ``FRPTConfig.to_dict()`` of the model.
-        precision: ``fp32`` | ``fp16`` (of the ONNX graph the engine was built from).
-        lowering: ``standard`` | ``plugin``.
+        onnx_metadata: the ``frpt.*`` metadata_props of the ONNX graph the engine was built from (model config,
+            family, precision, lowering, opset, toolkit version); :attr:`metadata` parses them.
         trt_flavour: ``tensorrt`` | ``tensorrt_rtx``.
         trt_version: the builder's ``__version__``.
         gpu_name: name of the GPU the build ran on (``None`` on a CPU-only build machine).
@@ -42,9 +44,7 @@ class EngineSidecar:
         plugin_required: whether the engine needs ``libfrpt_plugins`` loaded to deserialise.
     """
 
-    config: dict[str, Any]
-    precision: str
-    lowering: str
+    onnx_metadata: dict[str, str]
     trt_flavour: str
     trt_version: str
     gpu_name: str | None
@@ -58,6 +58,9 @@ class EngineSidecar:
     plugin_required: bool
 
     def __post_init__(self) -> None:
+        if not isinstance(self.onnx_metadata, dict):
+            raise FrptError("engine sidecar onnx_metadata is not an object: rebuild the engine with `frpt-export trt`")
+        self.metadata  # noqa: B018 - parse once here, so a bad sidecar is refused when it is read
         if self.trt_flavour not in TRT_FLAVOURS:
             raise FrptError(f"sidecar trt_flavour must be one of {TRT_FLAVOURS}, got {self.trt_flavour!r}")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
@@ -66,22 +69,21 @@ class EngineSidecar:
                 f"{self.min_batch}/{self.opt_batch}/{self.max_batch}"
             )
 
+    @property
+    def metadata(self) -> ExportMetadata:
+        """The build graph's metadata, parsed."""
+        return ExportMetadata.from_props(self.onnx_metadata, "engine sidecar")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EngineSidecar":
+    def from_dict(cls, data: dict[str, Any]) -> EngineSidecar:
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
             raise FrptError(f"engine sidecar lacks fields {missing}: rebuild the engine with `frpt-export trt`")
         return cls(**{n: data[n] for n in names})
-
-
-def sidecar_path(plan_path: str | os.PathLike) -> Path:
-    """``model.plan`` -> ``model.plan.json``."""
-    p = Path(plan_path)
-    return p.with_name(p.name + ".json")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -95,7 +97,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def write_sidecar(plan_path: str | os.PathLike, sidecar: EngineSidecar) -> Path:
     """Write ``<plan>.json`` atomically (temp file in the same folder, then rename). Returns its path."""
-    path = sidecar_path(plan_path)
+    path = sidecar_path_for(plan_path)
     atomic_write_json(path, sidecar.to_dict())
     return path
 
@@ -106,7 +108,7 @@ def read_sidecar(plan_path: str | os.PathLike) -> EngineSidecar:
     Raises:
         FrptError: sidecar missing or malformed.
     """
-    path = sidecar_path(plan_path)
+    path = sidecar_path_for(plan_path)
     if not path.is_file():
         raise FrptError(f"engine sidecar {path} not found: build the engine with `frpt-export trt`, which writes it")
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageDecodeError", "list_images", "load_image", "resized_shape"]
 
@@ -102,7 +102,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        canvas = Image.new("RGBA", rgba.size, (*_WHITE, 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     return image.convert("RGB")
 
@@ -145,8 +145,8 @@ def load_image(path: str | os.PathLike[str], size: int, crop_pct: float) -> np.n
     except Exception as exc:  # noqa: BLE001 - untrusted bytes: PIL's plugins raise many types; skip, never abort
         raise ImageDecodeError(f"cannot decode: {type(exc).__name__}: {_one_line(exc)}") from None
     width, height = resized.size
-    top = int(round((height - size) / 2.0))
-    left = int(round((width - size) / 2.0))
+    top = round((height - size) / 2.0)
+    left = round((width - size) / 2.0)
     pixels = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.uint8)
     return np.ascontiguousarray(pixels)
 

@@ -30,11 +30,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from collections.abc import Callable
 
 import numpy as np
 
-from frpt.errors import FrptError
+from frpt_runtime.atomic import atomic_write_json
+from frpt_runtime.errors import FrptError
 
 __all__ = [
     "EMBEDDINGS_FILE",
@@ -44,8 +44,6 @@ __all__ = [
     "RUN_FILE",
     "ChunkRecord",
     "RunJournal",
-    "atomic_write",
-    "atomic_write_json",
     "read_manifest",
 ]
 
@@ -54,38 +52,6 @@ MANIFEST_FILE = "manifest.json"
 RUN_FILE = "run.json"
 PARTIAL_DIR = ".frpt-embed.partial"
 MANIFEST_FORMAT = "frpt-embeddings/1"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through ``write(handle)`` into a temp file beside it, fsync, then rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """:func:`atomic_write` of ``data`` as sorted, indented UTF-8 JSON (deterministic bytes)."""
-    atomic_write(path, lambda handle: handle.write(_json_bytes(data)))
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -157,10 +123,10 @@ class RunJournal:
             atomic_write_json(state, self.fingerprint)
             (self.folder / "rows.f32").touch()
             (self.folder / "journal.jsonl").touch()
-        self._rows = open(self.folder / "rows.f32", "r+b")
+        self._rows = open(self.folder / "rows.f32", "r+b")  # noqa: SIM115 - held for the run, closed by close()
         self._rows.seek(self.row_count * self.dim * 4)
         self._rows.truncate()
-        self._journal = open(self.folder / "journal.jsonl", "ab")
+        self._journal = open(self.folder / "journal.jsonl", "ab")  # noqa: SIM115 - likewise
 
     def _load(self, state: Path) -> None:
         try:
@@ -202,13 +168,12 @@ class RunJournal:
         if rows_size < self.row_count * self.dim * 4:
             raise FrptError(f"partial run in {self.folder} lost rows its journal lists: drop --resume to start over")
 
-    def append(self, record: ChunkRecord, rows: np.ndarray, crash_hook: Callable[[], None] | None = None) -> None:
+    def append(self, record: ChunkRecord, rows: np.ndarray) -> None:
         """Persist one chunk: rows first (fsync), then its journal line (fsync).
 
         Args:
             record: the chunk's files.
             rows: float32 ``[len(record.paths), D]``.
-            crash_hook: called between the two writes (tests simulate a crash there).
         """
         assert self._rows is not None and self._journal is not None
         if rows.shape != (len(record.paths), self.dim):
@@ -216,8 +181,6 @@ class RunJournal:
         self._rows.write(np.ascontiguousarray(rows, dtype="<f4").tobytes())
         self._rows.flush()
         os.fsync(self._rows.fileno())
-        if crash_hook is not None:
-            crash_hook()
         self._journal.write(record.to_line())
         self._journal.flush()
         os.fsync(self._journal.fileno())

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from frpt.errors import FrptError
+from frpt_runtime.contract import Precision
+from frpt_runtime.errors import FrptError
 
 __all__ = [
-    "FP32_MAX_ABS",
     "FP16_MIN_COSINE",
     "FP16_MIN_TOP1",
+    "FP32_MAX_ABS",
     "PRECISIONS",
     "THRESHOLDS",
     "ParityReport",
@@ -33,7 +34,7 @@ __all__ = [
 FP32_MAX_ABS = 1e-4
 FP16_MIN_COSINE = 0.999
 FP16_MIN_TOP1 = 0.99
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = tuple(p.value for p in Precision)
 THRESHOLDS: dict[str, float] = {
     "fp32_max_abs": FP32_MAX_ABS,
     "fp16_min_cosine": FP16_MIN_COSINE,
@@ -88,7 +89,7 @@ class ParityReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ParityReport":
+    def from_dict(cls, data: dict[str, Any]) -> ParityReport:
         names = {f.name for f in dataclasses.fields(cls)}
         missing = sorted(names - set(data))
         if missing:
@@ -104,25 +105,21 @@ class ParityReport:
                 f"candidate has {self.nan_count} NaN and {self.inf_count} Inf values "
                 f"(first bad sample {self.worst_index})"
             )
-        if self.precision == "fp32":
-            return (
-                f"sample {self.worst_index}: max |Δ| {self.worst_abs:.3e} > {self.thresholds['fp32_max_abs']:.0e}"
-            )
+        if self.precision == Precision.fp32:
+            return f"sample {self.worst_index}: max |Δ| {self.worst_abs:.3e} > {self.thresholds['fp32_max_abs']:.0e}"
         parts = []
         if self.min_cosine < self.thresholds["fp16_min_cosine"]:
             parts.append(
                 f"sample {self.worst_index}: cosine {self.worst_cosine:.6f} < {self.thresholds['fp16_min_cosine']}"
             )
         if self.top1_agreement is not None and self.top1_agreement < self.thresholds["fp16_min_top1"]:
-            parts.append(
-                f"top-1 agreement {self.top1_agreement:.2%} < {self.thresholds['fp16_min_top1']:.0%}"
-            )
+            parts.append(f"top-1 agreement {self.top1_agreement:.2%} < {self.thresholds['fp16_min_top1']:.0%}")
         return "; ".join(parts)
 
     def format(self) -> str:
         """Human table, each checked threshold beside its figure, then the verdict line."""
         t = self.thresholds
-        fp32, fp16 = self.precision == "fp32", self.precision == "fp16"
+        fp32, fp16 = self.precision == Precision.fp32, self.precision == Precision.fp16
 
         def check(ok: bool) -> str:
             return "ok" if ok else "FAIL"
@@ -130,17 +127,23 @@ class ParityReport:
         top1 = "n/a (M<2)" if self.top1_agreement is None else f"{self.top1_agreement:.2%}"
         top1_ok = self.top1_agreement is None or self.top1_agreement >= t["fp16_min_top1"]
         rows = [
-            ("max |Δ|", f"{self.max_abs:.3e}", f"<= {t['fp32_max_abs']:.0e}" if fp32 else "",
-             check(self.max_abs <= t["fp32_max_abs"]) if fp32 else ""),
+            (
+                "max |Δ|",
+                f"{self.max_abs:.3e}",
+                f"<= {t['fp32_max_abs']:.0e}" if fp32 else "",
+                check(self.max_abs <= t["fp32_max_abs"]) if fp32 else "",
+            ),
             ("median |Δ|", f"{self.median_abs:.3e}", "", ""),
             ("p99 |Δ|", f"{self.p99_abs:.3e}", "", ""),
-            ("min cosine", f"{self.min_cosine:.6f}", f">= {t['fp16_min_cosine']}" if fp16 else "",
-             check(self.min_cosine >= t["fp16_min_cosine"]) if fp16 else ""),
+            (
+                "min cosine",
+                f"{self.min_cosine:.6f}",
+                f">= {t['fp16_min_cosine']}" if fp16 else "",
+                check(self.min_cosine >= t["fp16_min_cosine"]) if fp16 else "",
+            ),
             ("mean cosine", f"{self.mean_cosine:.6f}", "", ""),
-            ("top-1 agreement", top1, f">= {t['fp16_min_top1']:.0%}" if fp16 else "",
-             check(top1_ok) if fp16 else ""),
-            ("NaN / Inf", f"{self.nan_count} / {self.inf_count}", "0 / 0",
-             check(self.nan_count + self.inf_count == 0)),
+            ("top-1 agreement", top1, f">= {t['fp16_min_top1']:.0%}" if fp16 else "", check(top1_ok) if fp16 else ""),
+            ("NaN / Inf", f"{self.nan_count} / {self.inf_count}", "0 / 0", check(self.nan_count + self.inf_count == 0)),
         ]
         lines = [f"parity ({self.precision}, {self.num_samples} samples, D={self.dim})"]
         lines.append(f"  {'statistic':<16} {'value':>12}  {'threshold':<10} ok")
@@ -183,6 +186,29 @@ def top1_agreement(reference: np.ndarray, candidate: np.ndarray) -> float | None
     return float(np.mean(agree))
 
 
+def _check_inputs(reference: np.ndarray, candidate: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    if precision not in PRECISIONS:
+        raise FrptError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape != cand.shape or ref.shape[0] == 0:
+        raise FrptError(
+            f"embeddings must be two non-empty [M, D] arrays of equal shape, got {ref.shape} and {cand.shape}"
+        )
+    if not np.all(np.isfinite(ref)):
+        raise FrptError("reference embeddings contain NaN/Inf: regenerate the reference bundle")
+    return ref, cand
+
+
+def _verdict(precision: str, max_abs: float, min_cos: float, top1: float | None, non_finite: int) -> bool:
+    """The shared thresholds of DESIGN.md §3 applied to the statistics."""
+    if non_finite:
+        return False
+    if precision == Precision.fp32:
+        return max_abs <= FP32_MAX_ABS
+    return min_cos >= FP16_MIN_COSINE and (top1 is None or top1 >= FP16_MIN_TOP1)
+
+
 def compare_embeddings(reference: np.ndarray, candidate: np.ndarray, precision: str) -> ParityReport:
     """Compare a backend's embeddings with the reference under the shared thresholds.
 
@@ -197,41 +223,21 @@ def compare_embeddings(reference: np.ndarray, candidate: np.ndarray, precision: 
     Raises:
         FrptError: unknown precision, mismatched or empty shapes, or a non-finite reference.
     """
-    if precision not in PRECISIONS:
-        raise FrptError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    ref = np.asarray(reference, dtype=np.float64)
-    cand = np.asarray(candidate, dtype=np.float64)
-    if ref.ndim != 2 or ref.shape != cand.shape or ref.shape[0] == 0:
-        raise FrptError(
-            f"embeddings must be two non-empty [M, D] arrays of equal shape, got {ref.shape} and {cand.shape}"
-        )
-    if not np.all(np.isfinite(ref)):
-        raise FrptError("reference embeddings contain NaN/Inf: regenerate the reference bundle")
-
+    ref, cand = _check_inputs(reference, candidate, precision)
     finite = np.isfinite(cand)
     nan_count, inf_count = int(np.isnan(cand).sum()), int(np.isinf(cand).sum())
     diff = np.where(finite, np.abs(cand - ref), np.inf)
     per_sample_abs = diff.max(axis=1)
     row_ok = finite.all(axis=1)
     cos = np.where(row_ok, _cosines(ref, np.where(finite, cand, 0.0)), -1.0)
-
     if not row_ok.all():
         worst = int(np.argmin(row_ok))
-    elif precision == "fp32":
-        worst = int(np.argmax(per_sample_abs))
     else:
-        worst = int(np.argmin(cos))
+        worst = int(np.argmax(per_sample_abs)) if precision == Precision.fp32 else int(np.argmin(cos))
     top1 = top1_agreement(ref, cand) if row_ok.all() else 0.0
-
-    max_abs = float(diff.max())
-    min_cos = float(cos.min())
-    if precision == "fp32":
-        passed = max_abs <= FP32_MAX_ABS
-    else:
-        passed = min_cos >= FP16_MIN_COSINE and (top1 is None or top1 >= FP16_MIN_TOP1)
-    passed = bool(passed and nan_count == 0 and inf_count == 0)
+    max_abs, min_cos = float(diff.max()), float(cos.min())
     return ParityReport(
-        precision=precision,
+        precision=str(precision),
         num_samples=int(ref.shape[0]),
         dim=int(ref.shape[1]),
         max_abs=max_abs,
@@ -246,5 +252,5 @@ def compare_embeddings(reference: np.ndarray, candidate: np.ndarray, precision: 
         inf_count=inf_count,
         top1_agreement=top1,
         thresholds=dict(THRESHOLDS),
-        passed=passed,
+        passed=_verdict(str(precision), max_abs, min_cos, top1, nan_count + inf_count),
     )

@@ -13,13 +13,14 @@ decoding overlaps the backend's copy + compute of earlier batches.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -100,10 +101,8 @@ class BatchPipeline:
         """Stop the feeder and the decode threads (pending decodes are cancelled)."""
         self._stop.set()
         while self._feeder is not None and self._feeder.is_alive():
-            try:  # unblock a feeder waiting on a full queue
+            with contextlib.suppress(queue.Empty):  # unblock a feeder waiting on a full queue
                 self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._feeder = None

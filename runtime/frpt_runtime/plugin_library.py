@@ -18,7 +18,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
 __all__ = ["ENV_VAR", "LIBRARY_NAME", "default_locations", "find_plugin_library", "load_plugin_library"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
 __all__ = ["TRT_MODULES", "import_tensorrt"]
 

@@ -8,16 +8,19 @@ thresholds for the backend's precision.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from frpt.errors import FrptError
+from frpt_runtime.backends import backend_for_file
 from frpt_runtime.backends.base import Backend
-from frpt_runtime.bundle import RefBundle, bundle_path_for, load_bundle
+from frpt_runtime.bundle import RefBundle, load_bundle
+from frpt_runtime.contract import bundle_path_for
+from frpt_runtime.errors import FrptError
 from frpt_runtime.parity import ParityReport, compare_embeddings
 
-__all__ = ["verify_backend", "verify_model"]
+__all__ = ["verify_backend", "verify_file", "verify_model"]
 
 
 def verify_backend(backend: Backend, bundle: RefBundle) -> ParityReport:
@@ -66,3 +69,20 @@ def verify_model(backend: Backend, bundle_path: str | Path | None = None) -> Par
     """:func:`verify_backend` with the bundle from ``bundle_path`` (default: ``model.ref.npz`` beside the model)."""
     path = Path(bundle_path) if bundle_path is not None else bundle_path_for(backend.path)
     return verify_backend(backend, load_bundle(path))
+
+
+def verify_file(
+    model: str | Path,
+    bundle_path: str | Path | None = None,
+    *,
+    device: str = "auto",
+    providers: Sequence[str] = (),
+    plugin_lib: str | Path | None = None,
+) -> ParityReport:
+    """``frpt-verify``: run ``model`` (``.onnx`` with ONNX Runtime, ``.plan`` with TensorRT) on its bundle.
+
+    Raises:
+        FrptError: the model cannot run here, or the bundle is missing, unreadable or of another model.
+    """
+    with backend_for_file(model, providers=providers, device=device, plugin_lib=plugin_lib) as backend:
+        return verify_model(backend, bundle_path)

@@ -13,19 +13,17 @@ copy and the compute on its stream); at most :attr:`Backend.max_in_flight` submi
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
-from frpt_runtime.parity import PRECISIONS
+from frpt_runtime.contract import ExportMetadata, Lowering, Precision
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families import ModelConfig
 
 __all__ = ["Backend", "ModelInfo", "Pending"]
-
-LOWERINGS = ("standard", "plugin")  # the exporter's too (frpt_export.lowering imports it)
 
 
 @dataclass(frozen=True)
@@ -36,9 +34,7 @@ class ModelInfo:
         path: the model file (``.onnx`` or ``.plan``).
         sha256: hex digest of that file.
         backend: ``onnxruntime`` or ``tensorrt``.
-        config: the FRPT config the model was exported with (input size, crop, ...).
-        precision: ``fp32`` or ``fp16`` (how the graph computes; I/O is uint8 in / float32 out either way).
-        lowering: ``standard`` or ``plugin``.
+        metadata: the export's metadata (family config, precision, lowering, ...), from the file or its sidecar.
         embedding_dim: ``D``.
         min_batch, max_batch: batch range the model accepts (``max_batch`` None: unbounded).
         detail: backend-specific facts for the manifest (providers, TensorRT version, GPU, ...).
@@ -47,13 +43,25 @@ class ModelInfo:
     path: Path
     sha256: str
     backend: str
-    config: FRPTConfig
-    precision: str
-    lowering: str
+    metadata: ExportMetadata
     embedding_dim: int
     min_batch: int = 1
     max_batch: int | None = None
     detail: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def config(self) -> ModelConfig:
+        """The model config the export was made with (input size, crop, ...)."""
+        return self.metadata.config
+
+    @property
+    def precision(self) -> Precision:
+        """How the graph computes (I/O is uint8 in / float32 out either way)."""
+        return self.metadata.precision
+
+    @property
+    def lowering(self) -> Lowering:
+        return self.metadata.lowering
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -101,13 +109,7 @@ class Backend(abc.ABC):
         if self._info is None:
             if not self.path.is_file():
                 raise FrptError(f"model file not found: {self.path}")
-            info = self._activate()
-            if info.precision not in PRECISIONS or info.lowering not in LOWERINGS:
-                raise FrptError(
-                    f"{self.path}: metadata says precision={info.precision!r} lowering={info.lowering!r}; "
-                    f"expected one of {PRECISIONS} / {LOWERINGS}: re-export with frpt-export"
-                )
-            self._info = info
+            self._info = self._activate()
         return self
 
     @property
@@ -129,7 +131,7 @@ class Backend(abc.ABC):
         if info.max_batch is not None and batch > info.max_batch:
             raise FrptError(
                 f"batch {batch} exceeds the maximum {info.max_batch} of {self.path.name}: "
-                f"pass --batch {info.max_batch} or rebuild with a larger --max-batch"
+                f"pass --batch-size {info.max_batch} or rebuild with a larger --max-batch"
             )
         if batch < info.min_batch:
             raise FrptError(f"batch {batch} is below the minimum {info.min_batch} of {self.path.name}")

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from frpt.config import FRPTConfig
-from frpt.errors import FrptError
 from frpt_runtime import cuda_memory as cm
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
-from frpt_runtime.engine_sidecar import EngineSidecar, check_compatible, read_sidecar, sha256_file
+from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME
+from frpt_runtime.devices import parse_device
+from frpt_runtime.engine_sidecar import check_compatible, read_sidecar, sha256_file
+from frpt_runtime.errors import FrptError
 from frpt_runtime.trt_module import import_tensorrt
 
 __all__ = ["TensorRTBackend"]
@@ -56,16 +57,19 @@ class TensorRTBackend(Backend):
 
     Args:
         path: the ``.plan`` file (its sidecar ``<plan>.json`` beside it).
-        device: CUDA device ordinal.
+        device: ``auto``, ``cuda`` or ``cuda:N`` (GPU 0 unless ``cuda:N``); ``cpu`` is refused.
         plugin_lib: path of ``libfrpt_plugins`` (default: ``FRPT_PLUGIN_LIB`` or the packaged location).
     """
 
     name = "tensorrt"
     max_in_flight = 2
 
-    def __init__(self, path: str | Path, *, device: int = 0, plugin_lib: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, device: str = "auto", plugin_lib: str | Path | None = None) -> None:
         super().__init__(path)
-        self.device = device
+        parsed = parse_device(device)
+        if parsed.kind == "cpu":
+            raise FrptError("a TensorRT engine runs on a GPU: pass --device cuda[:N], or run the ONNX file with --onnx")
+        self.device = parsed.ordinal
         self.plugin_lib = plugin_lib
         self._engine: Any = None
         self._context: Any = None
@@ -88,9 +92,9 @@ class TensorRTBackend(Backend):
             from frpt_runtime.plugin_library import load_plugin_library
 
             load_plugin_library(self.plugin_lib)
-        config = _sidecar_config(sidecar, self.path)
+        metadata = sidecar.metadata
         try:
-            dim = self._load_engine(trt, config.input_size, sidecar.max_batch)
+            dim = self._load_engine(trt, metadata.config.input_size, sidecar.max_batch)
         except BaseException:
             self._close()
             raise
@@ -98,9 +102,7 @@ class TensorRTBackend(Backend):
             path=self.path,
             sha256=sidecar.plan_sha256,
             backend=self.name,
-            config=config,
-            precision=sidecar.precision,
-            lowering=sidecar.lowering,
+            metadata=metadata,
             embedding_dim=dim,
             min_batch=sidecar.min_batch,
             max_batch=sidecar.max_batch,
@@ -119,10 +121,10 @@ class TensorRTBackend(Backend):
             raise FrptError(
                 f"TensorRT could not deserialise {self.path}: rebuild it with `frpt-export trt` on this box"
             )
-        shape = self._engine.get_tensor_shape("embedding")  # trt.Dims: no negative indexing
+        shape = self._engine.get_tensor_shape(OUTPUT_NAME)  # trt.Dims: no negative indexing
         dim = int(shape[len(shape) - 1])
         if dim <= 0:
-            raise FrptError(f"{self.path}: output 'embedding' has no static width: re-export and rebuild")
+            raise FrptError(f"{self.path}: output '{OUTPUT_NAME}' has no static width: re-export and rebuild")
         self._context = self._engine.create_execution_context()
         self._stream = cm.Stream()
         image_bytes = size * size * 3
@@ -147,9 +149,9 @@ class TensorRTBackend(Backend):
         count = images.shape[0]
         slot.host_in.array[:count] = images
         cm.memcpy_htod_async(slot.dev_in, slot.host_in, images.nbytes, self._stream)
-        self._context.set_input_shape("images", tuple(images.shape))
-        self._context.set_tensor_address("images", slot.dev_in.ptr)
-        self._context.set_tensor_address("embedding", slot.dev_out.ptr)
+        self._context.set_input_shape(INPUT_NAME, tuple(images.shape))
+        self._context.set_tensor_address(INPUT_NAME, slot.dev_in.ptr)
+        self._context.set_tensor_address(OUTPUT_NAME, slot.dev_out.ptr)
         if not self._context.execute_async_v3(self._stream.handle):
             raise FrptError(f"TensorRT failed to enqueue a batch of {count} for {self.path.name}")
         dim = self.info.embedding_dim
@@ -171,10 +173,3 @@ class TensorRTBackend(Backend):
         if self._stream is not None:
             self._stream.destroy()
         self._slots, self._stream, self._context, self._engine = [], None, None, None
-
-
-def _sidecar_config(sidecar: EngineSidecar, path: Path) -> FRPTConfig:
-    try:
-        return FRPTConfig.from_dict(sidecar.config)
-    except (ValueError, TypeError) as exc:
-        raise FrptError(f"{path}: sidecar config does not parse ({exc}): rebuild with this toolkit") from None

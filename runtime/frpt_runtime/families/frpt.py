@@ -1,6 +1,9 @@
-"""Model configuration as data: one frozen dataclass, saved as JSON beside checkpoints, ONNX files and engines.
+"""The FRPT family's model configuration as data: one frozen dataclass, saved as JSON beside checkpoints, ONNX
+files and engines (the metadata key ``frpt.config``).
 
-Torch-free on purpose: the runtime (no torch on an edge box) configures itself from this JSON.
+Torch-free on purpose: the runtime (no torch on an edge box) configures itself from this JSON. The names the
+choices may take (backbones with the pixel statistics their weights expect, DPP variants, poolings) and the
+input-size limit live here once; the model package registers one factory per backbone name listed here.
 """
 
 from __future__ import annotations
@@ -8,12 +11,31 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["FRPTConfig", "DPP_VARIANTS", "POOLINGS"]
+__all__ = [
+    "BACKBONES",
+    "BACKBONE_PIXEL_STATS",
+    "DPP_TAP_STRIDE",
+    "DPP_VARIANTS",
+    "MIN_INPUT_SIZE",
+    "POOLINGS",
+    "FRPTConfig",
+]
 
-DPP_VARIANTS = ("released", "paper")
+# Backbone name -> (mean, std) over [0, 1] RGB that its pretrained weights expect.
+BACKBONE_PIXEL_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "resnet50": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+BACKBONES = tuple(BACKBONE_PIXEL_STATS)
+# DPP variant -> the output stride of the backbone tap its content parser reads.
+DPP_TAP_STRIDE = {"released": 16, "paper": 4}
+DPP_VARIANTS = tuple(DPP_TAP_STRIDE)
 POOLINGS = ("avg", "gem")
+# Smallest model input side: the stride-32 backbones leave a 1x1 final map at 32 px, whose InstanceNorm
+# normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px keeps 2x2.
+MIN_INPUT_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,8 @@ class FRPTConfig:
         label_smoothing: cross-entropy label smoothing.
     """
 
+    family: ClassVar[str] = "frpt"
+
     backbone: str = "efficientnet_lite0"
     input_size: int = 224
     crop_pct: float = 0.875
@@ -60,13 +84,17 @@ class FRPTConfig:
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.input_size < MIN_INPUT_SIZE:
+            raise ValueError(f"input_size must be >= {MIN_INPUT_SIZE}, got {self.input_size}")
         if self.dpp_variant not in DPP_VARIANTS:
             raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.embedding_dim < 0:
             raise ValueError(f"embedding_dim must be >= 0 (0 = no projection), got {self.embedding_dim}")
-        if self.grid < 2 or self.pad < 0 or self.fwhm <= 0 or self.input_size < 8:
+        if self.grid < 2 or self.pad < 0 or self.fwhm <= 0:
             raise ValueError(f"invalid geometry: grid={self.grid} pad={self.pad} fwhm={self.fwhm}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +105,7 @@ class FRPTConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FRPTConfig":
+    def from_dict(cls, data: dict[str, Any]) -> FRPTConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error (a config from a newer toolkit)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -90,8 +118,8 @@ class FRPTConfig:
         return cls(**kw)
 
     @classmethod
-    def from_json(cls, text: str) -> "FRPTConfig":
+    def from_json(cls, text: str) -> FRPTConfig:
         return cls.from_dict(json.loads(text))
 
-    def replace(self, **changes: Any) -> "FRPTConfig":
+    def replace(self, **changes: Any) -> FRPTConfig:
         return dataclasses.replace(self, **changes)

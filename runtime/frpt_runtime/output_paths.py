@@ -1,6 +1,6 @@
 """Output-path checks every command runs before any work, so a long run is never lost at the final write.
 
-Torch-free (the runtime uses them too). Each raises :class:`~frpt.errors.FrptError` with one line naming
+Each raises :class:`~frpt_runtime.errors.FrptError` with one line naming
 the option and the fix.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
-__all__ = ["check_output_file", "check_output_dir"]
+__all__ = ["check_output_dir", "check_output_file"]
 
 
 def _check_creatable(folder: Path, path: Path, option: str) -> None:

@@ -1,4 +1,4 @@
-"""The one user-facing error type (torch-free, shared by model, exporter and runtime).
+"""The one user-facing error type, shared by every layer (the runtime owns it; model and exporter import it).
 
 A :class:`FrptError` is a user error: the CLIs print its message as one line and exit non-zero, with no
 traceback unless ``--debug``. Anything else escaping is a bug.

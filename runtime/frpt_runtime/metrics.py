@@ -8,14 +8,13 @@ one same-class image among their K nearest neighbours. numpy only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
-__all__ = ["DEFAULT_KS", "recall_at_k", "recall_from_embeddings", "format_recall"]
+__all__ = ["DEFAULT_KS", "format_recall", "recall_at_k", "recall_from_embeddings"]
 
 DEFAULT_KS = (1, 2, 4, 8)
 

@@ -1,0 +1,51 @@
+"""Lowering of the FRPT family for export: the model with its lowerable submodules swapped (DESIGN.md §3).
+
+On a copy of the trained :class:`~frpt.model.FRPT` (the original is untouched):
+
+* ``saliency`` -> :class:`~frpt_export.lowering.MatMulSaliencyMap` (float32);
+* ``sampler`` -> :class:`~frpt_export.lowering.MatMulSampler` (standard) or
+  :class:`~frpt_export.lowering.PluginSampler` (plugin), float32 grid and resampling;
+* ``cah.norm`` -> :class:`~frpt_export.lowering.OnnxInstanceNorm` (InstanceNorm statistics in float32);
+* fp16: ``backbone`` -> :class:`~frpt_export.lowering.HalfBackbone` (the full pass's convolutions/activations
+  in half); the saliency pass (backbone to the tap + parser) stays float32 unless ``saliency_precision`` is
+  fp16, because the DPP warp amplifies the tap's fp16 rounding into a moved sampling grid.
+
+CAH's SE weights, pooling, the head and the L2 norm then run in float32 on the float32 feature map.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from frpt.model import FRPT
+from frpt_export.graph import LowerOptions, Uint8Embedder
+from frpt_export.lowering import HalfBackbone, MatMulSaliencyMap, OnnxInstanceNorm, make_sampler
+from frpt_runtime.contract import Lowering, Precision
+
+__all__ = ["LOWERINGS", "lower"]
+
+LOWERINGS = (Lowering.standard, Lowering.plugin)
+
+
+def _tap_hw(model: FRPT) -> tuple[int, int]:
+    size = model.config.input_size
+    with torch.no_grad():
+        return tuple(model.backbone.forward_tap(torch.zeros(1, 3, size, size)).shape[-2:])
+
+
+def lower(model: FRPT, options: LowerOptions) -> nn.Module:
+    """uint8 ``[N, S, S, 3]`` -> float32 ``[N, D]`` export module of ``model`` for ``options``."""
+    cfg = model.config
+    graph = copy.deepcopy(model).eval()
+    graph.saliency = MatMulSaliencyMap(_tap_hw(model), cfg.grid)
+    graph.sampler = make_sampler(options.lowering, cfg.grid, cfg.pad, cfg.fwhm, (cfg.input_size, cfg.input_size))
+    graph.cah.norm = OnnxInstanceNorm()
+    if options.precision == Precision.fp16:
+        half_tap = options.saliency_precision == Precision.fp16
+        graph.backbone = HalfBackbone(model.backbone, half_tap)
+        if half_tap:
+            graph.parser = graph.parser.half()
+    return Uint8Embedder(graph).eval()

@@ -1,0 +1,108 @@
+"""``frpt-export trt`` as a library call: which graph to build, whether to export it first, where the plan goes.
+
+Rules (the CLI only parses options into a :class:`TrtJob` and calls :func:`run_trt_job`):
+
+* ``--onnx`` alone builds that graph in its own precision; ``--fp16`` on an fp32 graph needs ``--ckpt`` to
+  export the fp16 graph on the fly (a graph's precision is in the graph, never a builder flag);
+* ``--ckpt`` alone exports the graph (``--fp16`` for the fp16 one) beside the plan, so the plan's bundle is
+  ``<plan stem>.ref.npz``, then builds it; an export that fails parity in ONNX Runtime is not built;
+* the plan defaults to ``<onnx>.plan`` (or ``<onnx stem>.<precision>.plan`` / ``<ckpt>.plan`` when exporting);
+  a plan or exported graph that would overwrite an input is refused before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frpt_export.graph import LowerOptions
+from frpt_export.onnx_export import ExportReport, export_onnx
+from frpt_export.onnx_meta import read_graph_facts
+from frpt_export.trt_build import BatchProfile, BuildReport, build_engine
+from frpt_runtime.contract import ENGINE_SUFFIXES, ONNX_SUFFIX, Lowering, Precision
+from frpt_runtime.errors import FrptError
+
+__all__ = ["TrtJob", "TrtJobReport", "run_trt_job"]
+
+
+@dataclass(frozen=True)
+class TrtJob:
+    """What ``frpt-export trt`` was asked to do (see the module docstring for the rules)."""
+
+    onnx: Path | None = None
+    ckpt: Path | None = None
+    fp16: bool = False
+    plan: Path | None = None
+    lowering: Lowering = Lowering.standard
+    saliency_precision: Precision = Precision.fp32
+    profile: BatchProfile = field(default_factory=BatchProfile)
+    workspace_mib: int | None = None
+    timing_cache: Path | None = None
+    plugin_lib: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrtJobReport:
+    """The export made on the way (if any) and the build."""
+
+    export: ExportReport | None
+    build: BuildReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"export": None if self.export is None else self.export.to_dict(), "build": self.build.to_dict()}
+
+    def format(self) -> str:
+        return "\n".join(([self.export.format()] if self.export is not None else []) + [self.build.format()])
+
+
+def _source_and_target(job: TrtJob) -> tuple[Path, Path, Precision | None]:
+    """``(graph to build, plan to write, precision to export first or None)``; refuses overwriting inputs."""
+    if job.onnx is None and job.ckpt is None:
+        raise FrptError("give --onnx GRAPH or --ckpt CHECKPOINT")
+    graph_precision = None if job.onnx is None else read_graph_facts(job.onnx).metadata.precision
+    wanted = Precision.fp16 if job.fp16 else (graph_precision or Precision.fp32)
+    if job.onnx is not None and graph_precision == wanted:
+        source, target, export = job.onnx, job.plan or job.onnx.with_suffix(ENGINE_SUFFIXES[0]), None
+    elif job.ckpt is None:
+        raise FrptError(
+            f"{job.onnx} is the {graph_precision} graph: pass --ckpt to export the {wanted} graph on the fly, "
+            f"or run `frpt-export onnx --precision {wanted}`"
+        )
+    else:
+        plan = ENGINE_SUFFIXES[0]
+        default = job.ckpt.with_suffix(plan) if job.onnx is None else job.onnx.with_suffix(f".{wanted}{plan}")
+        target = job.plan or default
+        source, export = target.with_suffix(ONNX_SUFFIX), wanted
+    for given in (job.onnx, job.ckpt):
+        for written, what in ((target, "--plan"), (source if export else None, "the exported graph")):
+            if given is not None and written is not None and written.resolve() == given.resolve():
+                raise FrptError(f"{what} {written} would overwrite the input {given}: choose another --out")
+    return source, target, export
+
+
+def run_trt_job(job: TrtJob, log=print) -> TrtJobReport:
+    """Export (if needed) and build the engine of ``job``.
+
+    Args:
+        job: the request.
+        log: where progress lines go (the CLI passes a stderr writer).
+
+    Raises:
+        FrptError: bad combination of options, an input that would be overwritten, an export that fails parity,
+            or any build error of :func:`~frpt_export.trt_build.build_engine`.
+    """
+    source, target, export_precision = _source_and_target(job)
+    report = None
+    if export_precision is not None:
+        options = LowerOptions(job.lowering, export_precision, job.saliency_precision)
+        log(f"exporting {job.ckpt} -> {source} ({options.lowering} lowering, {options.precision}) ...")
+        report = export_onnx(job.ckpt, source, options)
+        if not report:
+            raise FrptError(
+                f"the exported {export_precision} graph fails parity in ONNX Runtime; not building an engine"
+            )
+    p = job.profile
+    log(f"building {target} from {source} (batch {p.min_batch}/{p.opt_batch}/{p.max_batch}) ...")
+    build = build_engine(source, target, job.profile, job.workspace_mib, job.timing_cache, job.plugin_lib)
+    return TrtJobReport(report, build)

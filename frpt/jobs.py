@@ -1,0 +1,204 @@
+"""``frpt-train`` and ``frpt-eval`` as library calls: every decision the commands make lives here.
+
+:func:`run_train_job` checks every input before any work (one data source, a positive learning rate, a writable
+checkpoint path, the model config, a given backbone weights file), generates the synthetic set when asked
+(held-out classes get half as many images, at least 2), trains, saves and optionally evaluates.
+:func:`run_eval_job` scores a checkpoint on a dataset split (optionally drawing the DPP picture) or scores the
+embeddings ``frpt-embed`` wrote (no torch needed for that path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import BACKBONE_PIXEL_STATS, DPP_TAP_STRIDE, FRPTConfig
+from frpt_runtime.metrics import format_recall
+from frpt_runtime.output_paths import check_output_file
+
+__all__ = ["EvalJob", "EvalReport", "TrainJob", "TrainReport", "run_eval_job", "run_train_job"]
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What ``frpt-train`` was asked to do (model options follow :class:`FRPTConfig`)."""
+
+    data: Path | None = None
+    synthetic: Path | None = None
+    synthetic_per_class: int = 8
+    out: Path = Path("frpt.pt")
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    seed: int = 0
+    input_size: int = 224
+    backbone: str = "efficientnet_lite0"
+    backbone_weights: Path | None = None
+    random_init: bool = False
+    dpp_variant: str = "released"
+    pooling: str = "avg"
+    cah_reduction: int = 8
+    embedding_dim: int = 256
+    label_smoothing: float = 0.0
+    evaluate: bool = False
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """The checkpoint written, its parameter counts, the per-epoch history and (``--eval``) Recall@K."""
+
+    checkpoint: str
+    parameters: dict[str, int]
+    history: list[dict[str, float]]
+    test: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "parameters": self.parameters,
+            "history": self.history,
+            "test": self.test,
+        }
+
+    def format(self) -> str:
+        p, last = self.parameters, self.history[-1]
+        lines = [
+            f"checkpoint {self.checkpoint}: {p['trainable']:,} trainable of {p['total']:,} parameters; "
+            f"final loss {last['loss']:.4f}, train accuracy {last['accuracy']:.3f}"
+        ]
+        if self.test is not None:
+            lines.append(EvalReport(self.test).format())
+        return "\n".join(lines)
+
+
+def _config(job: TrainJob) -> FRPTConfig:
+    if job.backbone not in BACKBONE_PIXEL_STATS:
+        raise FrptError(f"--backbone must be one of {', '.join(BACKBONE_PIXEL_STATS)}, got {job.backbone!r}")
+    mean, std = BACKBONE_PIXEL_STATS[job.backbone]
+    try:
+        return FRPTConfig(
+            backbone=job.backbone,
+            input_size=job.input_size,
+            pixel_mean=mean,
+            pixel_std=std,
+            dpp_variant=job.dpp_variant,
+            pooling=job.pooling,
+            cah_reduction=job.cah_reduction,
+            embedding_dim=job.embedding_dim,
+            label_smoothing=job.label_smoothing,
+        )
+    except ValueError as exc:
+        raise FrptError(str(exc)) from None
+
+
+def _check_train_inputs(job: TrainJob) -> FRPTConfig:
+    """Everything that can be refused before data is generated or a model trained."""
+    if (job.data is None) == (job.synthetic is None):
+        raise FrptError("give exactly one of --data DIR or --synthetic DIR")
+    if not job.lr > 0:
+        raise FrptError(f"--lr must be > 0, got {job.lr}")
+    check_output_file(job.out, "--out")  # before training, so a long run is never lost at the save
+    config = _config(job)
+    if job.backbone_weights is not None and not job.random_init:
+        from frpt.backbones import create_backbone
+
+        create_backbone(config.backbone, tap_stride=DPP_TAP_STRIDE[config.dpp_variant], weights=job.backbone_weights)
+    return config
+
+
+def run_train_job(job: TrainJob, log=print) -> TrainReport:
+    """Train FRPT per ``job`` and save a self-contained checkpoint.
+
+    Raises:
+        FrptError: bad options or weights (before any work), a bad data folder, an unavailable device.
+    """
+    config = _check_train_inputs(job)
+    from frpt.checkpoint import save_checkpoint
+    from frpt.synthetic import SyntheticSpec, generate_synthetic
+    from frpt.train import TrainSettings, evaluate_recall, train
+
+    root = job.data
+    if job.synthetic is not None:
+        log(f"generating the synthetic set in {job.synthetic}")
+        held_out = max(2, job.synthetic_per_class // 2)
+        generate_synthetic(
+            job.synthetic,
+            SyntheticSpec(train_per_class=job.synthetic_per_class, test_per_class=held_out, seed=job.seed),
+        )
+        root = job.synthetic
+    settings = TrainSettings(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, seed=job.seed, device=job.device)
+    weights = None if job.backbone_weights is None else str(job.backbone_weights)
+    model, history = train(config, root, settings, backbone_weights=weights, random_init=job.random_init)
+    save_checkpoint(model, job.out)
+    test = evaluate_recall(model, root, batch_size=job.batch_size) if job.evaluate else None
+    return TrainReport(str(job.out), model.parameter_report(), [h.to_dict() for h in history], test)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """What ``frpt-eval`` was asked to do: ``ckpt`` + ``data`` (optionally the DPP picture), or ``embeddings``."""
+
+    ckpt: Path | None = None
+    data: Path | None = None
+    embeddings: Path | None = None
+    split: str = "test"
+    batch_size: int = 64
+    show_warps: int = 0
+    out: Path = Path("warps.png")
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Recall@K (``recall@K`` keys, fractions) with ``images`` and ``classes``, and the picture written if any."""
+
+    recall: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.recall)
+
+    def format(self) -> str:
+        scores = {k: v for k, v in self.recall.items() if k.startswith("recall@")}
+        text = f"{format_recall(scores)}   ({self.recall['images']} images, {self.recall['classes']} classes)"
+        return text + (f"\nwrote {self.recall['warps_png']}" if "warps_png" in self.recall else "")
+
+
+def _eval_checkpoint(job: EvalJob) -> dict[str, Any]:
+    import torch
+
+    from frpt.checkpoint import load_checkpoint
+    from frpt.dataset_layouts import load_split
+    from frpt.datasets import ImageListDataset
+    from frpt.train import evaluate_recall, resolve_device
+    from frpt.visualize import save_warp_grid
+
+    model = load_checkpoint(job.ckpt, map_location=resolve_device(job.device))
+    recall = evaluate_recall(model, job.data, split=job.split, batch_size=job.batch_size)
+    if job.show_warps:
+        dataset = ImageListDataset(load_split(job.data, job.split), model.config.input_size, model.config.crop_pct)
+        picks = torch.linspace(0, len(dataset) - 1, min(job.show_warps, len(dataset))).round().long().tolist()
+        save_warp_grid(model, torch.stack([dataset[i][0] for i in picks]), job.out)
+        recall["warps_png"] = str(job.out)
+    return recall
+
+
+def run_eval_job(job: EvalJob) -> EvalReport:
+    """Score a checkpoint on a split of a dataset, or ``frpt-embed``'s written embeddings.
+
+    Raises:
+        FrptError: the wrong combination of inputs, unreadable files, fewer than two images or classes.
+    """
+    if job.embeddings is not None:
+        if job.ckpt is not None or job.data is not None:
+            raise FrptError("give either --embeddings DIR or --ckpt with --data, not both")
+        from frpt_runtime.metrics import recall_from_embeddings
+
+        return EvalReport(recall_from_embeddings(job.embeddings))
+    if job.ckpt is None or job.data is None:
+        raise FrptError("give --ckpt CKPT --data DIR (or --embeddings DIR from frpt-embed)")
+    if job.show_warps:
+        check_output_file(job.out, "--out")
+    return EvalReport(_eval_checkpoint(job))

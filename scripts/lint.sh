@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Static checks the test command runs first: formatting and lint (ruff), the one-way layers (import-linter),
+# and the C++/CUDA formatting of plugins/ (clang-format). Uses the project's .venv (scripts/setup_env.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin
+"$bin/ruff" format --check --quiet .
+"$bin/ruff" check --quiet .
+"$bin/lint-imports" --no-cache >/dev/null
+find plugins -name '*.h' -o -name '*.cpp' -o -name '*.cu' | sort | xargs "$bin/clang-format" --dry-run -Werror
+echo "lint: ruff, import-linter, clang-format passed" >&2
