@@ -165,17 +165,17 @@ extern "C"
         void* output, cudaStream_t stream)
     {
         return isHalf != 0 ? frpt::launchSampleImage(
-                   params, static_cast<__half const*>(image), grid, static_cast<__half*>(output), stream)
+                                 params, static_cast<__half const*>(image), grid, static_cast<__half*>(output), stream)
                            : frpt::launchSampleImage(
-                               params, static_cast<float const*>(image), grid, static_cast<float*>(output), stream);
+                                 params, static_cast<float const*>(image), grid, static_cast<float*>(output), stream);
     }
 
     int32_t frptLaunchInhomogeneousSample(frpt::SampleParams params, int32_t isHalf, void const* image,
         float const* saliency, void* workspace, void* output, cudaStream_t stream)
     {
         return isHalf != 0 ? frpt::launchInhomogeneousSample(params, static_cast<__half const*>(image), saliency,
-                   workspace, static_cast<__half*>(output), stream)
+                                 workspace, static_cast<__half*>(output), stream)
                            : frpt::launchInhomogeneousSample(params, static_cast<float const*>(image), saliency,
-                               workspace, static_cast<float*>(output), stream);
+                                 workspace, static_cast<float*>(output), stream);
     }
 }

@@ -57,8 +57,8 @@ constexpr int32_t kMAX_BATCH{65535};
 //! Whether `p` describes a problem the kernels handle (n == 0 is a valid empty batch).
 inline bool isValid(SampleParams const& p)
 {
-    return p.n >= 0 && p.n <= kMAX_BATCH && p.c >= 1 && p.h >= 1 && p.w >= 1 && p.g >= 2 && p.outH >= 1
-        && p.outW >= 1 && p.pad >= 0 && p.fwhm > 0.F && coarseGridSharedBytes(p.g, p.pad) <= kMAX_COARSE_SHARED_BYTES
+    return p.n >= 0 && p.n <= kMAX_BATCH && p.c >= 1 && p.h >= 1 && p.w >= 1 && p.g >= 2 && p.outH >= 1 && p.outW >= 1
+        && p.pad >= 0 && p.fwhm > 0.F && coarseGridSharedBytes(p.g, p.pad) <= kMAX_COARSE_SHARED_BYTES
         && static_cast<int64_t>(p.h) * p.w <= INT32_MAX && static_cast<int64_t>(p.outH) * p.outW <= INT32_MAX;
 }
 

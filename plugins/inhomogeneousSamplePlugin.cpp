@@ -294,9 +294,8 @@ bool InhomogeneousSamplePlugin::supportsFormatCombination(
     }
 }
 
-int32_t InhomogeneousSamplePlugin::configurePlugin(
-    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /* out */,
-    int32_t nbOutputs) noexcept
+int32_t InhomogeneousSamplePlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    DynamicPluginTensorDesc const* /* out */, int32_t nbOutputs) noexcept
 {
     try
     {
@@ -429,8 +428,8 @@ IPluginV3* InhomogeneousSampleCreator::createPlugin(
             }
             require(slot != nullptr, "unknown field '" + name + "'");
             require(field.type == slot->type && field.length == 1 && field.data != nullptr,
-                "field '" + name + "' must hold one " + typeName(slot->type) + " (got " + typeName(field.type)
-                    + " x " + std::to_string(field.length) + ")");
+                "field '" + name + "' must hold one " + typeName(slot->type) + " (got " + typeName(field.type) + " x "
+                    + std::to_string(field.length) + ")");
             std::memcpy(slot->data, field.data, sizeof(int32_t));
         }
         return new InhomogeneousSamplePlugin(attrs);

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,13 @@ def make_params(
 ) -> SampleParams:
     """Build the struct from the shapes of image ``[n, c, *hw]``, saliency ``[n, 1, g, g]`` and the output size."""
     return SampleParams(n, c, hw[0], hw[1], g, out_hw[0], out_hw[1], pad, fwhm)
+
+
+def dev_tool(name: str) -> str | None:
+    """Path of a pinned dev tool (``cmake``, ``clang-format``): the one installed beside this Python (the dev
+    extra), else the first on PATH, else ``None``."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
 
 
 def torch_cuda_available() -> bool:
@@ -126,9 +134,9 @@ def cmake_build(build_dir: Path, defines: dict[str, str], targets: list[str]) ->
     Raises:
         subprocess.CalledProcessError: configure or build failed (its ``output`` holds the log).
     """
-    cmake = shutil.which("cmake")
+    cmake = dev_tool("cmake")
     if cmake is None:
-        raise RuntimeError("cmake not on PATH")
+        raise RuntimeError("no cmake (install the dev extra, or put cmake on PATH)")
     configure = [cmake, "-S", str(PLUGIN_DIR), "-B", str(build_dir), *(f"-D{k}={v}" for k, v in defines.items())]
     build = [cmake, "--build", str(build_dir), "-j2", "--target", *targets]
     log = ""

@@ -31,8 +31,7 @@
 using namespace nvinfer1;
 
 extern "C" int32_t frptHostCoarseGrid(frpt::SampleParams params, float const* saliency, float* grid);
-extern "C" int32_t frptHostSampleImage(
-    frpt::SampleParams params, float const* image, float const* grid, float* output);
+extern "C" int32_t frptHostSampleImage(frpt::SampleParams params, float const* image, float const* grid, float* output);
 
 namespace
 {
@@ -119,7 +118,7 @@ public:
     PluginLibraryHandle loadLibrary(AsciiChar const* pluginPath) noexcept override
     {
         void* handle = dlopen(pluginPath, RTLD_LAZY | RTLD_LOCAL);
-        using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+        using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
         using SetLoggerFinder = void (*)(ILoggerFinder*);
         auto getCreators = handle ? reinterpret_cast<GetCreators>(dlsym(handle, "getCreators")) : nullptr;
         auto setLoggerFinder = handle ? reinterpret_cast<SetLoggerFinder>(dlsym(handle, "setLoggerFinder")) : nullptr;
@@ -177,8 +176,8 @@ public:
         *numCreators = 0;
         return nullptr;
     }
-    IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept
-        override
+    IPluginCreator* getPluginCreator(
+        AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept override
     {
         return nullptr;
     }
@@ -436,8 +435,8 @@ void checkBuildInterface(IPluginV3* plugin, Fields const& f)
     auto* build = capability<IPluginV3OneBuild>(plugin, PluginCapabilityType::kBUILD);
     auto* runtime = capability<IPluginV3OneRuntime>(plugin, PluginCapabilityType::kRUNTIME);
     check(core != nullptr && std::strcmp(core->getInterfaceInfo().kind, "PLUGIN_V3ONE_CORE") == 0, "core capability");
-    check(build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0,
-        "build capability");
+    check(
+        build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0, "build capability");
     check(runtime != nullptr && std::strcmp(runtime->getInterfaceInfo().kind, "PLUGIN_V3ONE_RUNTIME") == 0,
         "runtime capability");
     if (core == nullptr || build == nullptr || runtime == nullptr)
@@ -499,8 +498,8 @@ void checkBuildInterface(IPluginV3* plugin, Fields const& f)
     }
     DimsExprs outShape[1];
     int32_t const status = build->getOutputShapes(in, 2, nullptr, 0, outShape, 1, exprs);
-    bool shapeOk = status == 0 && outShape[0].nbDims == 4 && outShape[0].d[0] == in[0].d[0]
-        && outShape[0].d[1] == in[0].d[1];
+    bool shapeOk
+        = status == 0 && outShape[0].nbDims == 4 && outShape[0].d[0] == in[0].d[0] && outShape[0].d[1] == in[0].d[1];
     for (int32_t i = 2; shapeOk && i < 4; ++i)
     {
         shapeOk = outShape[0].d[i] != nullptr && outShape[0].d[i]->isConstant()
@@ -617,9 +616,8 @@ void checkEnqueue(IPluginCreatorV3One* creator, frpt::SampleParams const& p, flo
 {
     bool const half = sizeof(T) == 2;
     std::string const what = std::string(half ? "half" : "float") + " enqueue N=" + std::to_string(p.n) + " C="
-        + std::to_string(p.c) + " " + std::to_string(p.h) + "x" + std::to_string(p.w) + " -> "
-        + std::to_string(p.outH) + "x" + std::to_string(p.outW) + " g=" + std::to_string(p.g)
-        + " pad=" + std::to_string(p.pad);
+        + std::to_string(p.c) + " " + std::to_string(p.h) + "x" + std::to_string(p.w) + " -> " + std::to_string(p.outH)
+        + "x" + std::to_string(p.outW) + " g=" + std::to_string(p.g) + " pad=" + std::to_string(p.pad);
     std::mt19937 rng(static_cast<uint32_t>(p.n * 131 + p.g * 7 + (half ? 1 : 0)));
     std::vector<float> image = smoothImage(p.n, p.c, p.h, p.w, rng);
     std::vector<float> const sal = peakedSaliency(p.n, p.g, rng);
@@ -713,7 +711,7 @@ int main(int argc, char** argv)
     gRegistry.getAllCreators(&nbRegistered);
     check(nbRegistered == 1, "exactly one creator registered after both routes");
 
-    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
     int32_t nbCreators = 0;
     IPluginCreatorInterface* const* creators = getCreators != nullptr ? getCreators(nbCreators) : nullptr;
