@@ -3,12 +3,15 @@
 * nvcc compiles ``inhomogeneousSampleKernel.cu`` for Jetson Orin (sm_87) with every warning an error;
 * CMake without TensorRT headers says so plainly, still builds the kernel and host-math libraries and no plugin;
   the built C ABI then answers on the CPU (workspace size, parameter validation, empty batch) without a launch;
-* CMake's default architecture list (72;87;80;86;89;90) drops what the found nvcc cannot build, with a warning.
+* CMake's default architecture list (72;87;80;86;89;90) drops what the found nvcc cannot build, with a warning,
+  probing the nvcc that ``$CUDACXX`` names;
+* CMake 3.22 (Ubuntu 22.04 / JetPack 6; the dev extra pins it) configures with nvcc off PATH (JetPack leaves
+  ``/usr/local/cuda/bin`` off it), refuses TensorRT 8.6 headers (JetPack 6.0) and explains that ``native`` needs 3.24.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 import sampler_testkit as kit
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH (CUDA toolkit not installed)")
-needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not on PATH")
+needs_cmake = pytest.mark.skipif(kit.dev_tool("cmake") is None, reason="no cmake (dev extra or PATH)")
 CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE = 0, 1
 
 
@@ -59,16 +62,74 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
         assert lib.inhomogeneous_sample(good, False, 0, 0, 0, 0, 0) not in (CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE)
 
 
+def _env_without_nvcc() -> dict[str, str]:
+    """The environment with no nvcc on PATH and no CUDA location variables (what a stock JetPack shell has)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDACXX", "CUDA_PATH", "CUDA_HOME")}
+    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "nvcc").exists())
+    assert shutil.which("nvcc", path=env["PATH"]) is None
+    return env
+
+
+def _configure(build: Path, defines: dict[str, str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    cmd = [kit.dev_tool("cmake"), "-S", str(kit.PLUGIN_DIR), "-B", str(build), *(f"-D{k}={v}" for k, v in defines.items())]
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _cache(build: Path, name: str) -> str:
+    return re.search(rf"^{name}:[A-Z]+=(.*)$", (build / "CMakeCache.txt").read_text(), re.M).group(1)
+
+
 @needs_nvcc
 @needs_cmake
-def test_cmake_default_architectures_fit_the_compiler(tmp_path: Path) -> None:
-    done = subprocess.run(["cmake", "-S", str(kit.PLUGIN_DIR), "-B", str(tmp_path), f"-DTensorRT_INCLUDE_DIR={tmp_path}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_cmake_default_architectures_fit_the_compiler_named_by_cudacxx(tmp_path: Path) -> None:
+    """The architecture probe runs the nvcc of $CUDACXX (a file, not a folder to search), with nvcc off PATH."""
+    calls = tmp_path / "nvcc-calls.log"
+    wrapper = tmp_path / "cuda" / "bin" / "nvcc"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {shutil.which("nvcc")} "$@"\n')
+    wrapper.chmod(0o755)
+    env = _env_without_nvcc() | {"CUDACXX": str(wrapper)}
+    done = _configure(tmp_path / "build", {"TensorRT_INCLUDE_DIR": str(tmp_path)}, env)
     assert done.returncode == 0, done.stdout
-    cache = (tmp_path / "CMakeCache.txt").read_text()
-    archs = re.search(r"^CMAKE_CUDA_ARCHITECTURES:STRING=(.*)$", cache, re.M).group(1).split(";")
-    codes = subprocess.run(["nvcc", "--list-gpu-code"], capture_output=True, text=True).stdout.split()
+    assert "--list-gpu-code" in calls.read_text()
+    archs = _cache(tmp_path / "build", "CMAKE_CUDA_ARCHITECTURES").split(";")
+    codes = subprocess.run([str(wrapper), "--list-gpu-code"], capture_output=True, text=True).stdout.split()
     supported = [a for a in ("72", "87", "80", "86", "89", "90") if f"sm_{a}" in codes]
     assert archs == supported
     for dropped in sorted({"72", "87", "80", "86", "89", "90"} - set(supported)):
         assert f"cannot build sm_{dropped}" in " ".join(done.stdout.split())
+
+
+JETPACK_NVCC = Path("/usr/local/cuda/bin/nvcc")
+
+
+@needs_cmake
+def test_cmake_322_configures_with_nvcc_off_path_and_refuses_tensorrt_8(tmp_path: Path) -> None:
+    cmake = kit.dev_tool("cmake")
+    version = subprocess.run([cmake, "--version"], capture_output=True, text=True).stdout.split()[2]
+    if not version.startswith("3.22."):
+        pytest.skip(f"needs CMake 3.22 (the dev extra pins cmake==3.22.1); {cmake} is {version}")
+    if not JETPACK_NVCC.is_file():
+        pytest.skip(f"no {JETPACK_NVCC} (the CUDA installer's / JetPack's layout) to find with nvcc off PATH")
+    env = _env_without_nvcc()
+    headers = sorted(Path(kit.PLUGIN_DIR.parent).glob(".trt/v10*/include"))
+    defines = {"CMAKE_CUDA_ARCHITECTURES": "87", "TensorRT_INCLUDE_DIR": str(headers[0] if headers else tmp_path)}
+    done = _configure(tmp_path / "build", defines, env)
+    assert done.returncode == 0, done.stdout
+    assert _cache(tmp_path / "build", "CMAKE_CUDA_COMPILER") == str(JETPACK_NVCC)
+    if headers:
+        assert "TensorRT headers: " in done.stdout
+
+    trt86 = tmp_path / "trt86"  # what JetPack 6.0's /usr/include/aarch64-linux-gnu holds, reduced to the version
+    trt86.mkdir()
+    (trt86 / "NvInferRuntime.h").write_text("#pragma once\n")
+    (trt86 / "NvInferVersion.h").write_text(
+        "#define NV_TENSORRT_MAJOR 8 //!< TensorRT major version.\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 2\n"
+    )
+    refused = _configure(tmp_path / "build", {"TensorRT_INCLUDE_DIR": str(trt86)}, env)
+    text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "TensorRT 8.6 headers" in text and "JetPack 6.1+ (TensorRT 10.3)" in text, text
+
+    native = _configure(tmp_path / "native", {"CMAKE_CUDA_ARCHITECTURES": "native"}, env)
+    text = " ".join(native.stdout.split())
+    assert native.returncode != 0 and "native needs CMake >= 3.24" in text, text
