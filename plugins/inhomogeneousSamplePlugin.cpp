@@ -140,7 +140,7 @@ SampleParams toParamsUnchecked(SampleAttributes const& attrs, Dims const& image,
 void bindFields(std::array<FieldSlot, kNB_FIELDS> const& slots, std::array<PluginField, kNB_FIELDS>& fields,
     PluginFieldCollection& collection, bool withData) noexcept
 {
-    for (int32_t i = 0; i < kNB_FIELDS; ++i)
+    for (size_t i = 0; i < fields.size(); ++i)
     {
         fields[i] = PluginField(slots[i].name, withData ? slots[i].data : nullptr, slots[i].type, 1);
     }

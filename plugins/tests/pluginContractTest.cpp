@@ -13,6 +13,7 @@
  * Exit status: number of failed checks (0 = pass).
  */
 #include "inhomogeneousSampleMath.h"
+#include "sampleTestInputs.h"
 
 #include <NvInferRuntime.h>
 #include <cuda_fp16.h>
@@ -387,7 +388,8 @@ void checkCreator(IPluginCreatorV3One* creator)
     bool same = names != nullptr && names->nbFields == static_cast<int32_t>(expected.size());
     for (int32_t i = 0; same && i < names->nbFields; ++i)
     {
-        same = expected[i].first == names->fields[i].name && expected[i].second == names->fields[i].type
+        auto const& want = expected[static_cast<size_t>(i)];
+        same = want.first == names->fields[i].name && want.second == names->fields[i].type
             && names->fields[i].length == 1 && names->fields[i].data == nullptr;
     }
     check(same, "field schema out_h, out_w, pad (INT32), fwhm (FLOAT32), align_corners (INT32)");
@@ -560,57 +562,6 @@ void checkSerialisation(IPluginCreatorV3One* creator, IPluginV3* plugin)
 
 // ------------------------------------------------------------------------------------ GPU enqueue
 
-//! Random image smooth at the pixel scale: uniform noise on a 9 x 9 lattice, bilinearly interpolated.
-std::vector<float> smoothImage(int32_t n, int32_t c, int32_t h, int32_t w, std::mt19937& rng)
-{
-    std::uniform_real_distribution<float> u(0.F, 1.F);
-    std::vector<float> img(static_cast<size_t>(n) * c * h * w);
-    constexpr int32_t kCELLS{8};
-    for (int64_t plane = 0; plane < static_cast<int64_t>(n) * c; ++plane)
-    {
-        float lattice[kCELLS + 1][kCELLS + 1];
-        for (auto& row : lattice)
-            for (float& v : row)
-                v = u(rng);
-        for (int32_t y = 0; y < h; ++y)
-            for (int32_t x = 0; x < w; ++x)
-            {
-                float const sy = h > 1 ? static_cast<float>(y) * kCELLS / (h - 1) : 0.F;
-                float const sx = w > 1 ? static_cast<float>(x) * kCELLS / (w - 1) : 0.F;
-                int32_t const y0 = std::min(static_cast<int32_t>(sy), kCELLS - 1);
-                int32_t const x0 = std::min(static_cast<int32_t>(sx), kCELLS - 1);
-                float const ey = sy - y0;
-                float const ex = sx - x0;
-                img[(plane * h + y) * w + x] = (1 - ey) * ((1 - ex) * lattice[y0][x0] + ex * lattice[y0][x0 + 1])
-                    + ey * ((1 - ex) * lattice[y0 + 1][x0] + ex * lattice[y0 + 1][x0 + 1]);
-            }
-    }
-    return img;
-}
-
-//! Softmax-normalised saliency with a few random peaks.
-std::vector<float> peakedSaliency(int32_t n, int32_t g, std::mt19937& rng)
-{
-    std::normal_distribution<float> noise(0.F, 1.F);
-    std::uniform_int_distribution<int32_t> cell(0, g * g - 1);
-    std::vector<float> sal(static_cast<size_t>(n) * g * g);
-    for (int32_t i = 0; i < n; ++i)
-    {
-        float* s = sal.data() + static_cast<size_t>(i) * g * g;
-        for (int32_t e = 0; e < g * g; ++e)
-            s[e] = noise(rng);
-        for (int32_t k = 0; k < 3; ++k)
-            s[cell(rng)] += 8.F;
-        float const top = *std::max_element(s, s + g * g);
-        double total = 0.0;
-        for (int32_t e = 0; e < g * g; ++e)
-            total += (s[e] = std::exp(s[e] - top));
-        for (int32_t e = 0; e < g * g; ++e)
-            s[e] = static_cast<float>(s[e] / total);
-    }
-    return sal;
-}
-
 template <typename T>
 void checkEnqueue(IPluginCreatorV3One* creator, frpt::SampleParams const& p, float tolerance)
 {
@@ -619,16 +570,17 @@ void checkEnqueue(IPluginCreatorV3One* creator, frpt::SampleParams const& p, flo
         + std::to_string(p.c) + " " + std::to_string(p.h) + "x" + std::to_string(p.w) + " -> " + std::to_string(p.outH)
         + "x" + std::to_string(p.outW) + " g=" + std::to_string(p.g) + " pad=" + std::to_string(p.pad);
     std::mt19937 rng(static_cast<uint32_t>(p.n * 131 + p.g * 7 + (half ? 1 : 0)));
-    std::vector<float> image = smoothImage(p.n, p.c, p.h, p.w, rng);
-    std::vector<float> const sal = peakedSaliency(p.n, p.g, rng);
+    std::vector<float> image = frptTest::smoothImage(p.n, p.c, p.h, p.w, rng);
+    std::vector<float> const sal = frptTest::peakedSaliency(p.n, p.g, rng);
     std::vector<T> imageT(image.size());
     for (size_t i = 0; i < image.size(); ++i)
     {
         imageT[i] = static_cast<T>(image[i]);
         image[i] = static_cast<float>(imageT[i]); // the reference sees the values the device sees
     }
-    std::vector<float> grid(static_cast<size_t>(p.n) * p.g * p.g * 2);
-    size_t const outCount = static_cast<size_t>(p.n) * p.c * p.outH * p.outW;
+    std::vector<float> grid(static_cast<size_t>(p.n) * static_cast<size_t>(p.g * p.g * 2));
+    size_t const outCount = static_cast<size_t>(p.n) * static_cast<size_t>(p.c) * static_cast<size_t>(p.outH)
+        * static_cast<size_t>(p.outW);
     std::vector<float> expected(outCount);
     frptHostCoarseGrid(p, sal.data(), grid.data());
     frptHostSampleImage(p, image.data(), grid.data(), expected.data());
