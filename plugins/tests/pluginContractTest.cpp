@@ -3,8 +3,10 @@
  *
  *   pluginContractTest <path/to/libfrpt_plugins.so> [--require-gpu]
  *
- * It defines getPluginRegistry() itself (a recording registry that also emulates IPluginRegistry::loadLibrary), so
- * the plugin's weak reference resolves here: both loading routes are exercised for real. It then checks the creator
+ * Registration: dlopen alone registers nothing (no static registration); frptPluginTensorRTVersion is the headers'
+ * version; frptLoadIntoRegistry drives a recording registry's loadLibrary (recordingRegistry.h: dlopen,
+ * setLoggerFinder, getCreators, register), is idempotent and refuses when another copy's creator holds the plugin's
+ * identity. It then checks the creator
  * (name / version / namespace, field schema, createPlugin validation), the capability interfaces, output count and
  * types, format combinations, output shapes through a test IExprBuilder that evaluates constant expressions,
  * workspace, configure / shape-change validation, field serialisation round trip, clone and attachToContext.
@@ -13,6 +15,8 @@
  * Exit status: number of failed checks (0 = pass).
  */
 #include "inhomogeneousSampleMath.h"
+#include "inhomogeneousSamplePlugin.h"
+#include "recordingRegistry.h"
 #include "sampleTestInputs.h"
 
 #include <NvInferRuntime.h>
@@ -47,174 +51,41 @@ void check(bool ok, std::string const& what)
 
 // ------------------------------------------------------------------------------------ logger, registry
 
-class RecordingLogger final : public ILogger
+using frptTest::asV3One;
+
+frptTest::RecordingLoggerFinder gLoggerFinder;
+frptTest::RecordingRegistry gRegistry(&gLoggerFinder);
+
+//! A creator with the plugin's identity from somewhere else (what a second copy of the library would register).
+class ImpostorCreator final : public IPluginCreatorV3One
 {
 public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override
+    char const* getPluginName() const noexcept override
     {
-        if (severity <= Severity::kERROR)
-        {
-            lastError = msg;
-        }
+        return "InhomogeneousSample";
     }
-    std::string lastError;
-};
-
-class TestLoggerFinder final : public ILoggerFinder
-{
-public:
-    ILogger* findLogger() override
+    char const* getPluginVersion() const noexcept override
     {
-        return &logger;
+        return "1";
     }
-    RecordingLogger logger;
-};
-
-TestLoggerFinder gLoggerFinder;
-
-IPluginCreatorV3One* asV3One(IPluginCreatorInterface* creator)
-{
-    bool const v3 = creator != nullptr && std::strcmp(creator->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0;
-    return v3 ? static_cast<IPluginCreatorV3One*>(creator) : nullptr;
-}
-
-//! Keeps creators keyed by (name, version, namespace) like TensorRT's registry and emulates loadLibrary.
-class RecordingRegistry final : public IPluginRegistry
-{
-public:
-    bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override
+    char const* getPluginNamespace() const noexcept override
     {
-        IPluginCreatorV3One* c = asV3One(&creator);
-        if (c == nullptr || find(c->getPluginName(), c->getPluginVersion(), pluginNamespace) != mCreators.end())
-        {
-            return false;
-        }
-        mCreators.push_back(&creator);
-        mNamespaces.emplace_back(pluginNamespace);
-        return true;
+        return "frpt";
     }
-    IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override
+    PluginFieldCollection const* getFieldNames() noexcept override
     {
-        *numCreators = static_cast<int32_t>(mCreators.size());
-        return mCreators.empty() ? nullptr : mCreators.data();
+        return &mFields;
     }
-    IPluginCreatorInterface* getCreator(AsciiChar const* const name, AsciiChar const* const version,
-        AsciiChar const* const pluginNamespace) noexcept override
-    {
-        auto it = find(name, version, pluginNamespace);
-        return it == mCreators.end() ? nullptr : *it;
-    }
-    bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override
-    {
-        auto it = std::find(mCreators.begin(), mCreators.end(), &creator);
-        if (it == mCreators.end())
-        {
-            return false;
-        }
-        mNamespaces.erase(mNamespaces.begin() + (it - mCreators.begin()));
-        mCreators.erase(it);
-        return true;
-    }
-    //! What TensorRT's loadLibrary does: dlopen, setLoggerFinder, getCreators, register each (fail on duplicates).
-    PluginLibraryHandle loadLibrary(AsciiChar const* pluginPath) noexcept override
-    {
-        void* handle = dlopen(pluginPath, RTLD_LAZY | RTLD_LOCAL);
-        using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
-        using SetLoggerFinder = void (*)(ILoggerFinder*);
-        auto getCreators = handle ? reinterpret_cast<GetCreators>(dlsym(handle, "getCreators")) : nullptr;
-        auto setLoggerFinder = handle ? reinterpret_cast<SetLoggerFinder>(dlsym(handle, "setLoggerFinder")) : nullptr;
-        if (getCreators == nullptr || setLoggerFinder == nullptr)
-        {
-            return nullptr;
-        }
-        setLoggerFinder(&gLoggerFinder);
-        int32_t nb = 0;
-        IPluginCreatorInterface* const* creators = getCreators(nb);
-        for (int32_t i = 0; i < nb; ++i)
-        {
-            IPluginCreatorV3One* c = asV3One(creators[i]);
-            if (c == nullptr || !registerCreator(*creators[i], c->getPluginNamespace()))
-            {
-                return nullptr;
-            }
-        }
-        return handle;
-    }
-    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
-    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
-    IErrorRecorder* getErrorRecorder() const noexcept override
+    IPluginV3* createPlugin(char const*, PluginFieldCollection const*, TensorRTPhase) noexcept override
     {
         return nullptr;
     }
-    bool isParentSearchEnabled() const override
-    {
-        return false;
-    }
-    void setParentSearchEnabled(bool const) override {}
-    IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override
-    {
-        return nullptr;
-    }
-    int32_t releasePluginResource(AsciiChar const*) noexcept override
-    {
-        return -1;
-    }
-#if NV_TENSORRT_MAJOR >= 11
-    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
-    {
-        return getAllCreators(numCreators);
-    }
-#else
-// TensorRT 10's registry still declares the deprecated IPluginCreator (V2) methods pure virtual.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override
-    {
-        return false;
-    }
-    IPluginCreator* const* getPluginCreatorList(int32_t* const numCreators) const noexcept override
-    {
-        *numCreators = 0;
-        return nullptr;
-    }
-    IPluginCreator* getPluginCreator(
-        AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept override
-    {
-        return nullptr;
-    }
-    bool deregisterCreator(IPluginCreator const&) noexcept override
-    {
-        return false;
-    }
-#pragma GCC diagnostic pop
-#endif
 
 private:
-    std::vector<IPluginCreatorInterface*>::iterator find(char const* name, char const* version, char const* ns)
-    {
-        for (size_t i = 0; i < mCreators.size(); ++i)
-        {
-            IPluginCreatorV3One* c = asV3One(mCreators[i]);
-            if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), version) == 0
-                && mNamespaces[i] == ns)
-            {
-                return mCreators.begin() + static_cast<std::ptrdiff_t>(i);
-            }
-        }
-        return mCreators.end();
-    }
-    std::vector<IPluginCreatorInterface*> mCreators;
-    std::vector<std::string> mNamespaces;
+    PluginFieldCollection mFields{};
 };
 
-RecordingRegistry gRegistry;
-
 } // namespace
-
-extern "C" TENSORRTAPI IPluginRegistry* getPluginRegistry() noexcept
-{
-    return &gRegistry;
-}
 
 namespace
 {
@@ -645,23 +516,48 @@ int main(int argc, char** argv)
     bool const requireGpu = argc > 2 && std::strcmp(argv[2], "--require-gpu") == 0;
     std::printf("TensorRT headers %d.%d\n", NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR);
 
-    // Route 1: plain dlopen (what ctypes.CDLL does): static registration through getPluginRegistry().
-    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+    // Loading the library registers nothing by itself: TensorRT's registry does, through loadLibrary.
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)
     {
         std::fprintf(stderr, "FAIL dlopen: %s\n", dlerror());
         return 1;
     }
-    IPluginCreatorInterface* registered = gRegistry.getCreator("InhomogeneousSample", "1", "frpt");
-    check(registered != nullptr, "dlopen registers InhomogeneousSample/1/frpt statically");
     auto pluginRegistered = reinterpret_cast<int32_t (*)()>(dlsym(lib, "frptPluginRegistered"));
-    check(pluginRegistered != nullptr && pluginRegistered() == 1, "frptPluginRegistered() reports it");
-
-    // Route 2: IPluginRegistry::loadLibrary: getCreators takes the static registration back, no duplicate.
-    check(gRegistry.loadLibrary(argv[1]) != nullptr, "loadLibrary (setLoggerFinder + getCreators) succeeds");
+    auto trtVersion = reinterpret_cast<int32_t (*)()>(dlsym(lib, "frptPluginTensorRTVersion"));
+    auto loadInto = reinterpret_cast<int32_t (*)(IPluginRegistry*, char const*)>(dlsym(lib, "frptLoadIntoRegistry"));
+    if (pluginRegistered == nullptr || trtVersion == nullptr || loadInto == nullptr)
+    {
+        std::fprintf(stderr, "FAIL no frptPluginRegistered / frptPluginTensorRTVersion / frptLoadIntoRegistry\n");
+        return 1;
+    }
     int32_t nbRegistered = 0;
     gRegistry.getAllCreators(&nbRegistered);
-    check(nbRegistered == 1, "exactly one creator registered after both routes");
+    check(nbRegistered == 0 && pluginRegistered() == 0, "dlopen alone registers nothing (no static registration)");
+    check(trtVersion() == NV_TENSORRT_MAJOR * 10000 + NV_TENSORRT_MINOR * 100 + NV_TENSORRT_PATCH,
+        "frptPluginTensorRTVersion() = " + std::to_string(trtVersion()) + ", the headers' version");
+
+    check(loadInto(nullptr, argv[1]) == frpt::kLOAD_BAD_ARGUMENT
+            && loadInto(&gRegistry, nullptr) == frpt::kLOAD_BAD_ARGUMENT,
+        "frptLoadIntoRegistry refuses a null registry or path");
+    frptTest::RecordingLoggerFinder otherFinder;
+    frptTest::RecordingRegistry holdsAnotherCopy(&otherFinder);
+    ImpostorCreator impostor;
+    holdsAnotherCopy.registerCreator(impostor, "frpt");
+    check(loadInto(&holdsAnotherCopy, argv[1]) == frpt::kLOAD_OTHER_COPY && holdsAnotherCopy.loadedPaths.empty()
+            && pluginRegistered() == 0,
+        "frptLoadIntoRegistry reports another copy's creator and does not call loadLibrary");
+
+    check(loadInto(&gRegistry, argv[1]) == frpt::kLOAD_OK, "frptLoadIntoRegistry -> loadLibrary succeeds");
+    gRegistry.getAllCreators(&nbRegistered);
+    check(nbRegistered == 1 && pluginRegistered() == 1
+            && gRegistry.getCreator("InhomogeneousSample", "1", "frpt") != nullptr
+            && gRegistry.loadedPaths == std::vector<std::string>{argv[1]},
+        "the registry loaded the library and registered InhomogeneousSample/1/frpt (setLoggerFinder + getCreators)");
+    check(loadInto(&gRegistry, argv[1]) == frpt::kLOAD_OK && gRegistry.loadedPaths.size() == 1,
+        "frptLoadIntoRegistry again is a no-op");
+    gRegistry.getAllCreators(&nbRegistered);
+    check(nbRegistered == 1, "exactly one creator registered");
 
     using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
@@ -674,7 +570,8 @@ int main(int argc, char** argv)
         return gFailures;
     }
     gRegistry.getAllCreators(&nbRegistered);
-    check(nbRegistered == 1, "getCreators again leaves the registry-owned registration alone");
+    check(nbRegistered == 1 && creator == asV3One(gRegistry.getCreator("InhomogeneousSample", "1", "frpt")),
+        "getCreators hands out the registered creator; calling it again changes nothing");
     checkCreator(creator);
     checkCreateValidation(creator);
 
