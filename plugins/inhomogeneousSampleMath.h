@@ -151,9 +151,9 @@ FRPT_HOST_DEVICE LinearTap halfPixelTap(int32_t o, int32_t inSize, int32_t outSi
 }
 
 //! Bilinear grid_sample (align_corners=True, zeros padding) footprint of one output pixel on an [H, W] plane.
-//! As in PyTorch, a corner outside the plane is never read: its offset is -1 and it contributes 0 x weight (NaN only
-//! when the grid point is NaN), so a non-finite pixel cannot leak into the edges; a corner inside is always read, even
-//! at weight 0.
+//! As in PyTorch, the value of a corner outside the plane is never used: its offset is -1 and it contributes 0 x weight
+//! (NaN only when the grid point is NaN), so a non-finite pixel cannot leak into the edges; a corner inside is always
+//! used, even at weight 0.
 struct SamplePoint
 {
     int32_t offset[4];
@@ -200,15 +200,18 @@ FRPT_HOST_DEVICE SamplePoint samplePoint(float gx, float gy, int32_t h, int32_t 
     return p;
 }
 
-//! Bilinear value of one channel plane at footprint `p`, accumulated in fp32 (corners outside read as 0).
+//! Bilinear value of one channel plane at footprint `p`, accumulated in fp32. A corner outside reads pixel 0 and
+//! discards it (an unconditional load keeps the per-channel loop branch-free and the register count low), so it adds
+//! exactly 0 x weight.
 template <typename T>
 FRPT_HOST_DEVICE float interpolate(T const* plane, SamplePoint const& p)
 {
     float v = 0.F;
     for (int32_t k = 0; k < 4; ++k)
     {
-        float const value = p.offset[k] >= 0 ? static_cast<float>(plane[p.offset[k]]) : 0.F;
-        v += p.weight[k] * value;
+        int32_t const offset = p.offset[k];
+        float const value = static_cast<float>(plane[offset < 0 ? 0 : offset]);
+        v += p.weight[k] * (offset < 0 ? 0.F : value);
     }
     return v;
 }
