@@ -82,7 +82,8 @@ def torch_cuda_available() -> bool:
 def build_host_library(out_dir: Path) -> Path:
     """Compile ``libfrpt_sampler_host.so`` with g++ (warnings are errors) into ``out_dir``; return its path."""
     lib = Path(out_dir) / "libfrpt_sampler_host.so"
-    cmd = [host_compiler(), "-std=c++17", "-O2", "-fPIC", "-shared", *WARNINGS, "-Werror", str(HOST_SOURCE), "-o", str(lib)]
+    cmd = [host_compiler(), "-std=c++17", "-O2", "-fPIC", "-shared", *WARNINGS, "-Werror", str(HOST_SOURCE),
+           "-o", str(lib)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return lib
 
@@ -184,7 +185,8 @@ def saliency_maps(kind: str, n: int, g: int, rng: np.random.Generator) -> np.nda
 def smooth_images(n: int, c: int, hw: tuple[int, int], rng: np.random.Generator, cells: int = 8) -> np.ndarray:
     """Random images ``[n, c, *hw]`` float32 in [0, 1]: uniform noise on a ``(cells+1)^2`` lattice, bilinearly
     interpolated (features ~hw/cells pixels wide, like natural images at the model's input size)."""
-    axes = [np.maximum(0.0, 1.0 - np.abs(np.linspace(0, cells, size)[:, None] - np.arange(cells + 1)[None])) for size in hw]
+    axes = [np.maximum(0.0, 1.0 - np.abs(np.linspace(0, cells, size)[:, None] - np.arange(cells + 1)[None]))
+            for size in hw]
     coarse = rng.uniform(0.0, 1.0, (n, c, cells + 1, cells + 1))
     return np.einsum("hy,ncyx,wx->nchw", axes[0], coarse, axes[1]).astype(np.float32)
 
@@ -257,7 +259,8 @@ class KernelLibrary:
         self._lib.frptLaunchCoarseGrid.argtypes = [SampleParams, vp, vp, vp]
         self._lib.frptLaunchSampleImage.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp]
         self._lib.frptLaunchInhomogeneousSample.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp, vp]
-        for fn in (self._lib.frptLaunchCoarseGrid, self._lib.frptLaunchSampleImage, self._lib.frptLaunchInhomogeneousSample):
+        lib = self._lib
+        for fn in (lib.frptLaunchCoarseGrid, lib.frptLaunchSampleImage, lib.frptLaunchInhomogeneousSample):
             fn.restype = ctypes.c_int32
 
     def workspace_size(self, n: int, g: int) -> int:

@@ -45,11 +45,13 @@ def test_kernels_compile_for_jetson_orin_without_warnings_or_spills(tmp_path: Pa
         assert obj.stat().st_size > 0
         logs[source] = done.stdout + done.stderr
     ptxas = logs[kit.KERNEL_SOURCE]
-    kernels = re.findall(r"Compiling entry function '\S*?(coarseGridKernel|sampleImageKernelIf|sampleImageKernelI6__half)", ptxas)
+    names = r"(coarseGridKernel|sampleImageKernelIf|sampleImageKernelI6__half)"
+    kernels = re.findall(rf"Compiling entry function '\S*?{names}", ptxas)
     registers = dict(zip(kernels, map(int, re.findall(r"Used (\d+) registers", ptxas))))
     spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", ptxas)
     assert len(registers) == 3 and spills and set(spills) == {"0"}, ptxas
-    assert max(registers["sampleImageKernelIf"], registers["sampleImageKernelI6__half"]) <= SAMPLE_KERNEL_MAX_REGISTERS, ptxas
+    sample = max(registers["sampleImageKernelIf"], registers["sampleImageKernelI6__half"])
+    assert sample <= SAMPLE_KERNEL_MAX_REGISTERS, ptxas
 
 
 @needs_nvcc
@@ -81,13 +83,15 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
 def _env_without_nvcc() -> dict[str, str]:
     """The environment with no nvcc on PATH and no CUDA location variables (what a stock JetPack shell has)."""
     env = {k: v for k, v in os.environ.items() if k not in ("CUDACXX", "CUDA_PATH", "CUDA_HOME")}
-    env["PATH"] = os.pathsep.join(d for d in env.get("PATH", "").split(os.pathsep) if d and not (Path(d) / "nvcc").exists())
+    dirs = env.get("PATH", "").split(os.pathsep)
+    env["PATH"] = os.pathsep.join(d for d in dirs if d and not (Path(d) / "nvcc").exists())
     assert shutil.which("nvcc", path=env["PATH"]) is None
     return env
 
 
 def _configure(build: Path, defines: dict[str, str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    cmd = [kit.dev_tool("cmake"), "-S", str(kit.PLUGIN_DIR), "-B", str(build), *(f"-D{k}={v}" for k, v in defines.items())]
+    cmd = [kit.dev_tool("cmake"), "-S", str(kit.PLUGIN_DIR), "-B", str(build)]
+    cmd += [f"-D{k}={v}" for k, v in defines.items()]
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
@@ -140,7 +144,8 @@ def test_cmake_322_configures_with_nvcc_off_path_and_refuses_tensorrt_8(tmp_path
     trt86.mkdir()
     (trt86 / "NvInferRuntime.h").write_text("#pragma once\n")
     (trt86 / "NvInferVersion.h").write_text(
-        "#define NV_TENSORRT_MAJOR 8 //!< TensorRT major version.\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 2\n"
+        "#define NV_TENSORRT_MAJOR 8 //!< TensorRT major version.\n"
+        "#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 2\n"
     )
     refused = _configure(tmp_path / "build", {"TensorRT_INCLUDE_DIR": str(trt86)}, env)
     text = " ".join(refused.stdout.split())

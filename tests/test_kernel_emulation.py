@@ -36,7 +36,7 @@ CASES = [
     ((1, 3, (224, 224), 31, 30, 13.0, (224, 224)), "several_peaks"),  # the model's case
     ((3, 1, (97, 131), 17, 8, 13.0, (64, 48)), "sharp_peak"),  # odd sizes, C = 1, batch
     ((2, 2, (97, 131), 17, 8, 5.5, (131, 97)), "empty_corners"),  # odd sizes, output taller than wide
-    ((2, 3, (45, 33), 63, 30, 13.0, (50, 70)), "random"),  # g at the shared-memory limit (pad 30): 3969 cells, 1024 threads
+    ((2, 3, (45, 33), 63, 30, 13.0, (50, 70)), "random"),  # g at the shared-memory limit (pad 30): 3969 cells
     ((1, 1, (16, 16), 32, 0, 3.0, (17, 15)), "uniform"),  # g^2 = 1024: one cell per thread, no padding
     ((1, 2, (5, 7), 2, 0, 1.0, (3, 9)), "several_peaks"),  # the smallest grid
 ]
@@ -126,7 +126,10 @@ def _tool_links(flag: str, tmp_path: Path) -> bool:
 
 @pytest.mark.parametrize(
     "sanitize, args",
-    [pytest.param("address,undefined", [], marks=pytest.mark.slow), pytest.param("thread", ["--quick"], marks=pytest.mark.slow)],
+    [
+        pytest.param("address,undefined", [], marks=pytest.mark.slow),
+        pytest.param("thread", ["--quick"], marks=pytest.mark.slow),
+    ],
     ids=["asan_ubsan", "tsan"],
 )
 def test_emulated_kernels_under_sanitizers(tmp_path: Path, sanitize: str, args: list[str]) -> None:

@@ -34,8 +34,10 @@ import pytest
 import sampler_testkit as kit
 
 REPO = Path(__file__).resolve().parents[1]
-EXPORTS = {"getCreators", "setLoggerFinder", "frptPluginRegistered", "frptPluginTensorRTVersion", "frptLoadIntoRegistry"}
-KERNEL_EXPORTS = {"frptSampleWorkspaceSize", "frptLaunchCoarseGrid", "frptLaunchSampleImage", "frptLaunchInhomogeneousSample"}
+EXPORTS = {"getCreators", "setLoggerFinder", "frptPluginRegistered", "frptPluginTensorRTVersion",
+           "frptLoadIntoRegistry"}
+KERNEL_EXPORTS = {"frptSampleWorkspaceSize", "frptLaunchCoarseGrid", "frptLaunchSampleImage",
+                  "frptLaunchInhomogeneousSample"}
 
 
 def tensorrt_include_dirs() -> list[Path]:
@@ -52,8 +54,8 @@ def tensorrt_include_dirs() -> list[Path]:
 def header_version(include_dir: Path) -> tuple[int, int]:
     """(major, minor) from NvInferVersion.h (10.x: NV_TENSORRT_MAJOR n; 11.x: TRT_MAJOR_ENTERPRISE n)."""
     text = (include_dir / "NvInferVersion.h").read_text()
-    part = [int(re.search(rf"#define (NV_TENSORRT|TRT)_{p}(_ENTERPRISE)? +(\d+)", text).group(3)) for p in ("MAJOR", "MINOR")]
-    return part[0], part[1]
+    major, minor = (re.search(rf"#define (NV_TENSORRT|TRT)_{p}(_ENTERPRISE)? +(\d+)", text) for p in ("MAJOR", "MINOR"))
+    return int(major.group(3)), int(minor.group(3))
 
 
 _DIRS = tensorrt_include_dirs()
@@ -61,7 +63,9 @@ _IDS = [p.parent.name for p in _DIRS]
 _MISSING = [tool for tool, found in (("nvcc", shutil.which("nvcc")), ("cmake", kit.dev_tool("cmake"))) if not found]
 pytestmark = [
     pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)}"),
-    pytest.mark.skipif(not _DIRS, reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)"),
+    pytest.mark.skipif(
+        not _DIRS, reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)"
+    ),
 ]
 
 
@@ -133,7 +137,7 @@ def _dynamic_symbols(lib: Path, which: str) -> set[str]:
     return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
-@pytest.mark.skipif(shutil.which("nm") is None or shutil.which("readelf") is None, reason="needs binutils nm and readelf")
+@pytest.mark.skipif(not (shutil.which("nm") and shutil.which("readelf")), reason="needs binutils nm and readelf")
 @pytest.mark.parametrize("include_dir", _DIRS, ids=_IDS)
 def test_plugin_library_exports_only_its_entry_points_and_needs_no_libnvinfer(plugin_build, include_dir: Path) -> None:
     build = plugin_build(include_dir)
@@ -165,7 +169,9 @@ class Registry:  # what the bindings' IPluginRegistry offers, over the stub's C+
     def get_creator(self, name, version, namespace):
         return object() if stub.stubHasCreator(name.encode(), version.encode(), namespace.encode()) else None
 
-trt = SimpleNamespace(__name__="tensorrt", __version__=version, get_plugin_registry=Registry) if route == "module" else None
+trt = None
+if route == "module":
+    trt = SimpleNamespace(__name__="tensorrt", __version__=version, get_plugin_registry=Registry)
 result = {"registered_by_dlopen": None, "loaded": [], "error": None}
 if route == "foreign":  # someone else registered the first copy straight through the registry
     stub.stubLoadLibrary(plugins.pop(0).encode())
