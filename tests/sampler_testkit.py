@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,17 @@ def torch_cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+_SHARED_BUILDS: dict[str, Path] = {}
+
+
+def shared_build(builder: Callable[[Path], Path], tmp_path_factory) -> Path:
+    """``builder(<fresh temp dir>)`` once per test session (pytest's ``tmp_path_factory``); later calls reuse it."""
+    name = builder.__name__
+    if name not in _SHARED_BUILDS:
+        _SHARED_BUILDS[name] = builder(tmp_path_factory.mktemp(name))
+    return _SHARED_BUILDS[name]
 
 
 def build_host_library(out_dir: Path) -> Path:

@@ -55,7 +55,7 @@ def emulated(tmp_path_factory: pytest.TempPathFactory) -> kit.EmulatedKernels:
     except RuntimeError as e:
         pytest.skip(str(e))
     try:
-        return kit.EmulatedKernels(kit.build_emulated_library(tmp_path_factory.mktemp("emulated")))
+        return kit.EmulatedKernels(kit.shared_build(kit.build_emulated_library, tmp_path_factory))
     except subprocess.CalledProcessError as e:
         pytest.fail(f"the kernels did not compile against the emulation (warnings are errors):\n{e.stderr[-6000:]}")
 

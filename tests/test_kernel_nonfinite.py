@@ -98,7 +98,7 @@ def test_reference_semantics(name: str) -> None:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory: pytest.TempPathFactory) -> kit.HostSampler:
     try:
-        return kit.HostSampler(kit.build_host_library(tmp_path_factory.mktemp("host")))
+        return kit.HostSampler(kit.shared_build(kit.build_host_library, tmp_path_factory))
     except RuntimeError as e:
         pytest.skip(str(e))
     except subprocess.CalledProcessError as e:
@@ -108,7 +108,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> kit.HostSampler:
 @pytest.fixture(scope="module")
 def emulated(tmp_path_factory: pytest.TempPathFactory) -> kit.EmulatedKernels:
     try:
-        return kit.EmulatedKernels(kit.build_emulated_library(tmp_path_factory.mktemp("emulated")))
+        return kit.EmulatedKernels(kit.shared_build(kit.build_emulated_library, tmp_path_factory))
     except RuntimeError as e:
         pytest.skip(str(e))
     except subprocess.CalledProcessError as e:
