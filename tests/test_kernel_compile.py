@@ -1,9 +1,10 @@
 """Compile checks of the CUDA kernels (no GPU needed; skip without nvcc / cmake).
 
 * nvcc compiles ``inhomogeneousSampleKernel.cu`` and its C ABI for Jetson Orin (sm_87) with every warning (including
-  ``-Wsign-conversion``) an error;
+  ``-Wsign-conversion``) an error; ptxas reports no spills and the sample kernels within their register budget;
 * CMake without TensorRT headers says so plainly, still builds the kernel and host-math libraries and no plugin;
-  the built C ABI then answers on the CPU (workspace size, parameter validation, empty batch) without a launch;
+  the kernel library exports exactly its C ABI, which then answers on the CPU (workspace size, parameter
+  validation, empty batch) without a launch;
 * CMake's default architecture list (72;87;80;86;89;90) drops what the found nvcc cannot build, with a warning,
   probing the nvcc that ``$CUDACXX`` names;
 * CMake 3.22 (Ubuntu 22.04 / JetPack 6; the dev extra pins it) configures with nvcc off PATH (JetPack leaves
@@ -26,6 +27,8 @@ import sampler_testkit as kit
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH (CUDA toolkit not installed)")
 needs_cmake = pytest.mark.skipif(kit.dev_tool("cmake") is None, reason="no cmake (dev extra or PATH)")
 CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE = 0, 1
+KERNEL_EXPORTS = {"frptSampleWorkspaceSize", "frptLaunchCoarseGrid", "frptLaunchSampleImage",
+                  "frptLaunchInhomogeneousSample"}
 
 
 # Sample-kernel register budget on sm_87 (nvcc 13 uses 40; a NaN guard written as a conditional load took it to 74,
@@ -64,6 +67,10 @@ def test_cmake_without_tensorrt_builds_kernels_and_says_so(tmp_path: Path) -> No
     build = tmp_path / "build"
     assert (build / "libfrpt_sampler_kernels.so").is_file() and (build / "libfrpt_sampler_host.so").is_file()
     assert not (build / "libfrpt_plugins.so").exists()
+    if shutil.which("nm"):  # exactly the C ABI (version script; kernels and std:: instances stay local)
+        nm = subprocess.run(["nm", "-D", "--defined-only", str(build / "libfrpt_sampler_kernels.so")],
+                            capture_output=True, text=True, check=True).stdout
+        assert {line.split()[-1] for line in nm.splitlines() if line.strip()} == KERNEL_EXPORTS
 
     lib = kit.KernelLibrary(build / "libfrpt_sampler_kernels.so")
     assert lib.workspace_size(37, 31) == 284672  # 37*31*31*2*4 = 284456 rounded up to 256 bytes

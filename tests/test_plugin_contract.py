@@ -36,8 +36,6 @@ import sampler_testkit as kit
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = {"getCreators", "setLoggerFinder", "frptPluginRegistered", "frptPluginTensorRTVersion",
            "frptLoadIntoRegistry"}
-KERNEL_EXPORTS = {"frptSampleWorkspaceSize", "frptLaunchCoarseGrid", "frptLaunchSampleImage",
-                  "frptLaunchInhomogeneousSample"}
 
 
 def tensorrt_include_dirs() -> list[Path]:
@@ -71,7 +69,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def plugin_build(tmp_path_factory: pytest.TempPathFactory):
-    """include dir -> CMake build dir with libfrpt_plugins.so, libfrpt_sampler_kernels.so, pluginContractTest."""
+    """include dir -> CMake build dir with libfrpt_plugins.so and pluginContractTest."""
     builds: dict[Path, Path] = {}
 
     def build(include_dir: Path) -> Path:
@@ -80,7 +78,7 @@ def plugin_build(tmp_path_factory: pytest.TempPathFactory):
             defines = {"CMAKE_CUDA_ARCHITECTURES": "90", "TensorRT_INCLUDE_DIR": str(include_dir),
                        "FRPT_WARNINGS_AS_ERRORS": "ON", "CMAKE_BUILD_TYPE": "Release"}
             try:
-                log = kit.cmake_build(out, defines, ["frpt_plugins", "frpt_sampler_kernels", "pluginContractTest"])
+                log = kit.cmake_build(out, defines, ["frpt_plugins", "pluginContractTest"])
             except subprocess.CalledProcessError as e:
                 pytest.fail(f"plugin build failed against {include_dir}:\n{e.output[-6000:]}")
             assert "TensorRT headers: " + str(include_dir) in log
@@ -143,7 +141,6 @@ def test_plugin_library_exports_only_its_entry_points_and_needs_no_libnvinfer(pl
     build = plugin_build(include_dir)
     plugin = build / "libfrpt_plugins.so"
     assert _dynamic_symbols(plugin, "--defined-only") == EXPORTS  # no frptLaunch*, no kernels, no std:: instances
-    assert _dynamic_symbols(build / "libfrpt_sampler_kernels.so", "--defined-only") == KERNEL_EXPORTS
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", subprocess.run(
         ["readelf", "-d", str(plugin)], capture_output=True, text=True, check=True).stdout)
     assert needed and not [n for n in needed if "nvinfer" in n], needed
