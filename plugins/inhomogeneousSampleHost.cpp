@@ -19,31 +19,36 @@ extern "C"
             return 1;
         }
         int32_t const gg = params.g * params.g;
-        std::vector<float> taps(2 * params.pad + 1);
-        for (int32_t t = 0; t <= 2 * params.pad; ++t)
+        int32_t const nbTaps = 2 * params.pad + 1;
+        int32_t const nbCoords = params.g + 2 * params.pad;
+        std::vector<float> tapStore(static_cast<size_t>(nbTaps));
+        std::vector<float> coordStore(static_cast<size_t>(nbCoords));
+        std::vector<float> h0Store(static_cast<size_t>(gg));
+        std::vector<float> hxStore(static_cast<size_t>(gg));
+        float* taps = tapStore.data();
+        float* coords = coordStore.data();
+        float* h0 = h0Store.data();
+        float* hx = hxStore.data();
+        for (int32_t t = 0; t < nbTaps; ++t)
         {
             taps[t] = frpt::gaussianTap(t - params.pad, params.fwhm);
         }
-        std::vector<float> coords(params.g + 2 * params.pad);
-        for (int32_t j = 0; j < params.g + 2 * params.pad; ++j)
+        for (int32_t j = 0; j < nbCoords; ++j)
         {
             coords[j] = frpt::paddedCoordinate(j, params.g, params.pad);
         }
-        std::vector<float> h0(gg);
-        std::vector<float> hx(gg);
         for (int32_t n = 0; n < params.n; ++n)
         {
             float const* sal = saliency + static_cast<int64_t>(n) * gg;
             for (int32_t e = 0; e < gg; ++e)
             {
-                frpt::blurRowEntry(
-                    sal, taps.data(), coords.data(), params.g, params.pad, e / params.g, e % params.g, h0[e], hx[e]);
+                frpt::blurRowEntry(sal, taps, coords, params.g, params.pad, e / params.g, e % params.g, h0[e], hx[e]);
             }
             float* dst = grid + static_cast<int64_t>(n) * 2 * gg;
             for (int32_t e = 0; e < gg; ++e)
             {
-                frpt::blurColumnEntry(h0.data(), hx.data(), taps.data(), coords.data(), params.g, params.pad,
-                    e / params.g, e % params.g, dst[2 * e], dst[2 * e + 1]);
+                frpt::blurColumnEntry(
+                    h0, hx, taps, coords, params.g, params.pad, e / params.g, e % params.g, dst[2 * e], dst[2 * e + 1]);
             }
         }
         return 0;

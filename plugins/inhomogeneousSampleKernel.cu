@@ -1,8 +1,14 @@
 /*
  * CUDA kernels of FRPT's inhomogeneous sampling; see inhomogeneousSampleKernel.h for the contract and
  * inhomogeneousSampleMath.h for the per-element math they share with the host build.
+ *
+ * Launches go through cudaLaunchKernelEx (CUDA >= 11.8) rather than `<<<...>>>`: the same launch, written as a
+ * plain C++ call, so the CPU emulation harness (plugins/tests/emulation/) can compile these very kernels with a host
+ * compiler and run them with emulated threads, barriers and shared memory.
  */
 #include "inhomogeneousSampleKernel.h"
+
+#include <cuda_runtime.h>
 
 namespace frpt
 {
@@ -25,30 +31,32 @@ __global__ void __launch_bounds__(kCOARSE_THREADS) coarseGridKernel(SampleParams
     float* hx = h0 + gg;
     float* taps = hx + gg;
     float* coords = taps + nbTaps;
+    int32_t const first = static_cast<int32_t>(threadIdx.x);
+    int32_t const stride = static_cast<int32_t>(blockDim.x);
 
     float const* src = saliency + static_cast<int64_t>(blockIdx.x) * gg;
-    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    for (int32_t e = first; e < gg; e += stride)
     {
         sal[e] = src[e];
     }
-    for (int32_t t = threadIdx.x; t < nbTaps; t += blockDim.x)
+    for (int32_t t = first; t < nbTaps; t += stride)
     {
         taps[t] = gaussianTap(t - p.pad, p.fwhm);
     }
-    for (int32_t j = threadIdx.x; j < p.g + 2 * p.pad; j += blockDim.x)
+    for (int32_t j = first; j < p.g + 2 * p.pad; j += stride)
     {
         coords[j] = paddedCoordinate(j, p.g, p.pad);
     }
     __syncthreads();
 
-    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    for (int32_t e = first; e < gg; e += stride)
     {
         blurRowEntry(sal, taps, coords, p.g, p.pad, e / p.g, e % p.g, h0[e], hx[e]);
     }
     __syncthreads();
 
     float2* dst = reinterpret_cast<float2*>(grid) + static_cast<int64_t>(blockIdx.x) * gg;
-    for (int32_t e = threadIdx.x; e < gg; e += blockDim.x)
+    for (int32_t e = first; e < gg; e += stride)
     {
         float2 v;
         blurColumnEntry(h0, hx, taps, coords, p.g, p.pad, e / p.g, e % p.g, v.x, v.y);
@@ -87,11 +95,18 @@ __global__ void __launch_bounds__(kSAMPLE_THREADS) sampleImageKernel(
     }
 }
 
+//! gridDim.x of the sample kernel: one thread per output pixel, in int64 (out_h * out_w may be 2^31 - 1).
+uint32_t sampleImageBlocks(int32_t outH, int32_t outW) noexcept
+{
+    int64_t const outPlane = static_cast<int64_t>(outH) * outW;
+    return static_cast<uint32_t>((outPlane + kSAMPLE_THREADS - 1) / kSAMPLE_THREADS);
+}
+
 } // namespace
 
 size_t inhomogeneousSampleWorkspaceSize(int32_t n, int32_t g) noexcept
 {
-    size_t const bytes = static_cast<size_t>(n) * g * g * 2 * sizeof(float);
+    size_t const bytes = static_cast<size_t>(n) * static_cast<size_t>(g) * static_cast<size_t>(g) * 2 * sizeof(float);
     return (bytes + kWORKSPACE_ALIGNMENT - 1) / kWORKSPACE_ALIGNMENT * kWORKSPACE_ALIGNMENT;
 }
 
@@ -106,9 +121,12 @@ cudaError_t launchCoarseGrid(
     {
         return cudaSuccess;
     }
-    size_t const shared = static_cast<size_t>(coarseGridSharedBytes(params.g, params.pad));
-    coarseGridKernel<<<params.n, kCOARSE_THREADS, shared, stream>>>(params, saliency, grid);
-    return cudaGetLastError();
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<uint32_t>(params.n));
+    config.blockDim = dim3(static_cast<uint32_t>(kCOARSE_THREADS));
+    config.dynamicSmemBytes = static_cast<size_t>(coarseGridSharedBytes(params.g, params.pad));
+    config.stream = stream;
+    return cudaLaunchKernelEx(&config, coarseGridKernel, params, saliency, grid);
 }
 
 template <typename T>
@@ -123,10 +141,11 @@ cudaError_t launchSampleImage(
     {
         return cudaSuccess;
     }
-    int32_t const outPlane = params.outH * params.outW;
-    dim3 const blocks((outPlane + kSAMPLE_THREADS - 1) / kSAMPLE_THREADS, params.n);
-    sampleImageKernel<T><<<blocks, kSAMPLE_THREADS, 0, stream>>>(params, image, grid, output);
-    return cudaGetLastError();
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(sampleImageBlocks(params.outH, params.outW), static_cast<uint32_t>(params.n));
+    config.blockDim = dim3(static_cast<uint32_t>(kSAMPLE_THREADS));
+    config.stream = stream;
+    return cudaLaunchKernelEx(&config, sampleImageKernel<T>, params, image, grid, output);
 }
 
 template <typename T>
@@ -148,34 +167,3 @@ template cudaError_t launchInhomogeneousSample<__half>(
     SampleParams const&, __half const*, float const*, void*, __half*, cudaStream_t) noexcept;
 
 } // namespace frpt
-
-extern "C"
-{
-    size_t frptSampleWorkspaceSize(int32_t n, int32_t g)
-    {
-        return frpt::inhomogeneousSampleWorkspaceSize(n, g);
-    }
-
-    int32_t frptLaunchCoarseGrid(frpt::SampleParams params, float const* saliency, float* grid, cudaStream_t stream)
-    {
-        return frpt::launchCoarseGrid(params, saliency, grid, stream);
-    }
-
-    int32_t frptLaunchSampleImage(frpt::SampleParams params, int32_t isHalf, void const* image, float const* grid,
-        void* output, cudaStream_t stream)
-    {
-        return isHalf != 0 ? frpt::launchSampleImage(
-                   params, static_cast<__half const*>(image), grid, static_cast<__half*>(output), stream)
-                           : frpt::launchSampleImage(
-                               params, static_cast<float const*>(image), grid, static_cast<float*>(output), stream);
-    }
-
-    int32_t frptLaunchInhomogeneousSample(frpt::SampleParams params, int32_t isHalf, void const* image,
-        float const* saliency, void* workspace, void* output, cudaStream_t stream)
-    {
-        return isHalf != 0 ? frpt::launchInhomogeneousSample(params, static_cast<__half const*>(image), saliency,
-                   workspace, static_cast<__half*>(output), stream)
-                           : frpt::launchInhomogeneousSample(params, static_cast<float const*>(image), saliency,
-                               workspace, static_cast<float*>(output), stream);
-    }
-}

@@ -51,7 +51,8 @@ extern template cudaError_t launchInhomogeneousSample<__half>(
 
 } // namespace frpt
 
-//! C ABI of libfrpt_sampler_kernels.so for ctypes (tests, benchmarks). `isHalf` selects __half image/output.
+//! C ABI of libfrpt_sampler_kernels.so for ctypes (tests, benchmarks), defined in inhomogeneousSampleCApi.cpp, which
+//! only that library links (libfrpt_plugins.so exports none of it). `isHalf` selects __half image/output.
 extern "C"
 {
     size_t frptSampleWorkspaceSize(int32_t n, int32_t g);

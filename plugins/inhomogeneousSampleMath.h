@@ -57,8 +57,8 @@ constexpr int32_t kMAX_BATCH{65535};
 //! Whether `p` describes a problem the kernels handle (n == 0 is a valid empty batch).
 inline bool isValid(SampleParams const& p)
 {
-    return p.n >= 0 && p.n <= kMAX_BATCH && p.c >= 1 && p.h >= 1 && p.w >= 1 && p.g >= 2 && p.outH >= 1
-        && p.outW >= 1 && p.pad >= 0 && p.fwhm > 0.F && coarseGridSharedBytes(p.g, p.pad) <= kMAX_COARSE_SHARED_BYTES
+    return p.n >= 0 && p.n <= kMAX_BATCH && p.c >= 1 && p.h >= 1 && p.w >= 1 && p.g >= 2 && p.outH >= 1 && p.outW >= 1
+        && p.pad >= 0 && p.fwhm > 0.F && coarseGridSharedBytes(p.g, p.pad) <= kMAX_COARSE_SHARED_BYTES
         && static_cast<int64_t>(p.h) * p.w <= INT32_MAX && static_cast<int64_t>(p.outH) * p.outW <= INT32_MAX;
 }
 
@@ -68,6 +68,12 @@ constexpr float kFOUR_LN2{2.772588722239781F};
 FRPT_HOST_DEVICE int32_t clampIndex(int32_t i, int32_t n)
 {
     return i < 0 ? 0 : (i >= n ? n - 1 : i);
+}
+
+//! torch.clamp(v, lo, hi): NaN stays NaN (fminf / fmaxf would return a bound for it).
+FRPT_HOST_DEVICE float clampKeepNan(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
 }
 
 //! Gaussian tap for offset d (cells) of a kernel with full width at half maximum `fwhm`.
@@ -105,7 +111,9 @@ FRPT_HOST_DEVICE void blurRowEntry(float const* saliency, float const* taps, flo
 }
 
 //! Second (vertical) blur pass at (i, j) on the row-pass results h0, hx ([g, g] each), then the normalised
-//! clamped grid point: gx = clamp(2 numx / den - 1), gy = clamp(2 numy / den - 1).
+//! clamped grid point: gx = clamp(2 numx / den - 1), gy = clamp(2 numy / den - 1). As in the reference, a NaN
+//! stays NaN: NaN / Inf saliency in the window, or den = 0 (all-zero saliency, or softmax underflow when g > 2 pad +
+//! 1).
 FRPT_HOST_DEVICE void blurColumnEntry(float const* h0, float const* hx, float const* taps, float const* coords,
     int32_t g, int32_t pad, int32_t i, int32_t j, float& gx, float& gy)
 {
@@ -120,8 +128,8 @@ FRPT_HOST_DEVICE void blurColumnEntry(float const* h0, float const* hx, float co
         numx += taps[t] * hx[at];
         numy += kd * coords[i + t];
     }
-    gx = fminf(fmaxf(2.F * numx / den - 1.F, -1.F), 1.F);
-    gy = fminf(fmaxf(2.F * numy / den - 1.F, -1.F), 1.F);
+    gx = clampKeepNan(2.F * numx / den - 1.F, -1.F, 1.F);
+    gy = clampKeepNan(2.F * numy / den - 1.F, -1.F, 1.F);
 }
 
 //! One axis of PyTorch's bilinear resize with align_corners=False (half-pixel centres, clamped at 0):
@@ -143,7 +151,9 @@ FRPT_HOST_DEVICE LinearTap halfPixelTap(int32_t o, int32_t inSize, int32_t outSi
 }
 
 //! Bilinear grid_sample (align_corners=True, zeros padding) footprint of one output pixel on an [H, W] plane.
-//! Out-of-bounds corners get weight 0 and offset 0, so the per-channel loop needs no branch.
+//! As in PyTorch, the value of a corner outside the plane is never used: its offset is -1 and it contributes 0 x weight
+//! (NaN only when the grid point is NaN), so a non-finite pixel cannot leak into the edges; a corner inside is always
+//! used, even at weight 0.
 struct SamplePoint
 {
     int32_t offset[4];
@@ -172,8 +182,9 @@ FRPT_HOST_DEVICE SamplePoint samplePoint(float gx, float gy, int32_t h, int32_t 
     float const iy = (gy + 1.F) / 2.F * static_cast<float>(h - 1);
     float const fx = floorf(ix);
     float const fy = floorf(iy);
-    int32_t const x0 = static_cast<int32_t>(fx);
-    int32_t const y0 = static_cast<int32_t>(fy);
+    // Outside [-1, size) (only a NaN grid point gets there) both corners of the axis are outside: no float -> int UB.
+    int32_t const x0 = fx >= -1.F && fx < static_cast<float>(w) ? static_cast<int32_t>(fx) : -2;
+    int32_t const y0 = fy >= -1.F && fy < static_cast<float>(h) ? static_cast<int32_t>(fy) : -2;
     float const ex = ix - fx;
     float const ey = iy - fy;
     float const corner[4] = {(1.F - ex) * (1.F - ey), ex * (1.F - ey), (1.F - ex) * ey, ex * ey};
@@ -183,20 +194,24 @@ FRPT_HOST_DEVICE SamplePoint samplePoint(float gx, float gy, int32_t h, int32_t 
         int32_t const cx = x0 + (k & 1);
         int32_t const cy = y0 + (k >> 1);
         bool const inside = cx >= 0 && cx < w && cy >= 0 && cy < h;
-        p.offset[k] = inside ? cy * w + cx : 0;
-        p.weight[k] = inside ? corner[k] : 0.F;
+        p.offset[k] = inside ? cy * w + cx : -1;
+        p.weight[k] = corner[k];
     }
     return p;
 }
 
-//! Bilinear value of one channel plane at footprint `p`, accumulated in fp32.
+//! Bilinear value of one channel plane at footprint `p`, accumulated in fp32. A corner outside reads pixel 0 and
+//! discards it (an unconditional load keeps the per-channel loop branch-free and the register count low), so it adds
+//! exactly 0 x weight.
 template <typename T>
 FRPT_HOST_DEVICE float interpolate(T const* plane, SamplePoint const& p)
 {
     float v = 0.F;
     for (int32_t k = 0; k < 4; ++k)
     {
-        v += p.weight[k] * static_cast<float>(plane[p.offset[k]]);
+        int32_t const offset = p.offset[k];
+        float const value = static_cast<float>(plane[offset < 0 ? 0 : offset]);
+        v += p.weight[k] * (offset < 0 ? 0.F : value);
     }
     return v;
 }

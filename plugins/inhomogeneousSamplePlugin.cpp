@@ -2,15 +2,11 @@
  * TensorRT IPluginV3 `InhomogeneousSample`; see inhomogeneousSamplePlugin.h for the op and plugins/README.md for
  * building and loading.
  *
- * Registration, two routes:
- *  - `IPluginRegistry::loadLibrary` / `trtexec --dynamicPlugins`: TensorRT calls the exported getCreators and
- *    setLoggerFinder.
- *  - plain `dlopen` / Python `ctypes.CDLL(..., RTLD_GLOBAL)`: a static object registers the creator with
- *    getPluginRegistry() while the library loads. getPluginRegistry is referenced *weakly*, so the library also
- *    loads where libnvinfer is absent (the contract build links only what exists): then there is no registry and
- *    static registration is skipped. CMake links libnvinfer when it finds it, so on a TensorRT box the reference
- *    always resolves. When loadLibrary loads the library, the static registration happens first; getCreators
- *    withdraws it so the registry can register the same creator as library-owned without a duplicate.
+ * Registration has one route, TensorRT's documented one for plugin libraries: IPluginRegistry::loadLibrary (Python
+ * `trt.get_plugin_registry().load_library`, `trtexec --dynamicPlugins`) loads the library and calls the exported
+ * setLoggerFinder and getCreators. There is no static registration on dlopen: it would need getPluginRegistry from
+ * libnvinfer, which NVIDIA's Python wheels load with local scope and which `--as-needed` linkers drop from NEEDED,
+ * so it silently registered nothing on Ubuntu / JetPack. This library references no libnvinfer symbol at all.
  */
 #include "inhomogeneousSamplePlugin.h"
 
@@ -27,8 +23,6 @@
 #include <string>
 
 using namespace nvinfer1;
-
-#pragma weak getPluginRegistry
 
 namespace frpt
 {
@@ -140,7 +134,7 @@ SampleParams toParamsUnchecked(SampleAttributes const& attrs, Dims const& image,
 void bindFields(std::array<FieldSlot, kNB_FIELDS> const& slots, std::array<PluginField, kNB_FIELDS>& fields,
     PluginFieldCollection& collection, bool withData) noexcept
 {
-    for (int32_t i = 0; i < kNB_FIELDS; ++i)
+    for (size_t i = 0; i < fields.size(); ++i)
     {
         fields[i] = PluginField(slots[i].name, withData ? slots[i].data : nullptr, slots[i].type, 1);
     }
@@ -294,9 +288,8 @@ bool InhomogeneousSamplePlugin::supportsFormatCombination(
     }
 }
 
-int32_t InhomogeneousSamplePlugin::configurePlugin(
-    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /* out */,
-    int32_t nbOutputs) noexcept
+int32_t InhomogeneousSamplePlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
+    DynamicPluginTensorDesc const* /* out */, int32_t nbOutputs) noexcept
 {
     try
     {
@@ -429,8 +422,8 @@ IPluginV3* InhomogeneousSampleCreator::createPlugin(
             }
             require(slot != nullptr, "unknown field '" + name + "'");
             require(field.type == slot->type && field.length == 1 && field.data != nullptr,
-                "field '" + name + "' must hold one " + typeName(slot->type) + " (got " + typeName(field.type)
-                    + " x " + std::to_string(field.length) + ")");
+                "field '" + name + "' must hold one " + typeName(slot->type) + " (got " + typeName(field.type) + " x "
+                    + std::to_string(field.length) + ")");
             std::memcpy(slot->data, field.data, sizeof(int32_t));
         }
         return new InhomogeneousSamplePlugin(attrs);
@@ -451,25 +444,7 @@ InhomogeneousSampleCreator& theCreator() noexcept
     return sCreator;
 }
 
-std::atomic<bool> gStaticallyRegistered{false};
 std::atomic<bool> gRegistered{false};
-
-//! Registers the creator while the library loads, when a TensorRT registry is reachable (see the file comment).
-struct StaticRegistration
-{
-    StaticRegistration() noexcept
-    {
-        if (&getPluginRegistry == nullptr)
-        {
-            return;
-        }
-        IPluginRegistry* registry = getPluginRegistry();
-        gStaticallyRegistered = registry != nullptr && registry->registerCreator(theCreator(), kPLUGIN_NAMESPACE);
-        gRegistered = gStaticallyRegistered.load();
-    }
-};
-
-StaticRegistration const gStaticRegistration;
 
 } // namespace
 
@@ -477,14 +452,15 @@ StaticRegistration const gStaticRegistration;
 
 extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
-    if (frpt::gStaticallyRegistered.exchange(false))
-    {
-        getPluginRegistry()->deregisterCreator(frpt::theCreator());
-    }
     static IPluginCreatorInterface* const kCREATORS[] = {&frpt::theCreator()};
     nbCreators = 1;
     frpt::gRegistered = true;
     return kCREATORS;
+}
+
+extern "C" void setLoggerFinder(ILoggerFinder* finder)
+{
+    frpt::gLoggerFinder.set(finder);
 }
 
 extern "C" int32_t frptPluginRegistered()
@@ -492,7 +468,26 @@ extern "C" int32_t frptPluginRegistered()
     return frpt::gRegistered ? 1 : 0;
 }
 
-extern "C" void setLoggerFinder(ILoggerFinder* finder)
+extern "C" int32_t frptPluginTensorRTVersion()
 {
-    frpt::gLoggerFinder.set(finder);
+    return NV_TENSORRT_MAJOR * 10000 + NV_TENSORRT_MINOR * 100 + NV_TENSORRT_PATCH;
+}
+
+extern "C" int32_t frptLoadIntoRegistry(IPluginRegistry* registry, char const* libraryPath)
+{
+    if (registry == nullptr || libraryPath == nullptr)
+    {
+        return frpt::kLOAD_BAD_ARGUMENT;
+    }
+    if (frpt::gRegistered)
+    {
+        return frpt::kLOAD_OK;
+    }
+    if (registry->getCreator(frpt::kPLUGIN_NAME, frpt::kPLUGIN_VERSION, frpt::kPLUGIN_NAMESPACE) != nullptr)
+    {
+        return frpt::kLOAD_OTHER_COPY;
+    }
+    // The registry dlopens the file (the same object as this copy when the path names it) and calls getCreators.
+    bool const loaded = registry->loadLibrary(libraryPath) != nullptr;
+    return loaded && frpt::gRegistered ? frpt::kLOAD_OK : frpt::kLOAD_FAILED;
 }

@@ -73,8 +73,8 @@ public:
 
     // IPluginV3OneBuild
     int32_t getNbOutputs() const noexcept override;
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+        int32_t nbInputs) const noexcept override;
     int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
         int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
         nvinfer1::IExprBuilder& exprBuilder) noexcept override;
@@ -119,15 +119,40 @@ private:
 
 } // namespace frpt
 
-//! Entry points of IPluginRegistry::loadLibrary / `trtexec --dynamicPlugins`: the only exported symbols of
-//! libfrpt_plugins.so (built with hidden visibility; TENSORRTAPI is empty outside TensorRT's own build).
+// The library's only exported symbols (hidden visibility and a linker version script, frptPlugins.map). It has no
+// static registration and references no libnvinfer symbol: TensorRT's registry registers the creator when it loads
+// the library (IPluginRegistry::loadLibrary, Python `trt.get_plugin_registry().load_library(path)`,
+// `trtexec --dynamicPlugins=path`) and calls the two entry points below. TENSORRTAPI is empty outside TensorRT.
+
+//! Entry point of IPluginRegistry::loadLibrary: the library's one creator (InhomogeneousSample / "1" / "frpt").
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
     int32_t& nbCreators);
+
+//! Entry point of IPluginRegistry::loadLibrary: where the plugin finds TensorRT's logger.
 extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
 
-//! 1 once the creator is registered with a TensorRT registry by either route (static registration succeeded, or
-//! getCreators handed it to IPluginRegistry::loadLibrary), else 0. Lets a ctypes loader fail loudly when static
-//! registration found no libnvinfer.
+//! 1 once a registry took this copy's creator through getCreators, else 0.
 extern "C" __attribute__((visibility("default"))) int32_t frptPluginRegistered();
+
+//! TensorRT version of the headers the library was built against: NV_TENSORRT_MAJOR * 10000 + NV_TENSORRT_MINOR * 100
+//! + NV_TENSORRT_PATCH (getInferLibVersion's encoding since TensorRT 10). IPluginRegistry's and the plugin interfaces'
+//! vtables differ between majors (11 dropped the IPluginCreator V1 methods), so a loader compares this major with the
+//! running TensorRT's before handing the library to a registry.
+extern "C" __attribute__((visibility("default"))) int32_t frptPluginTensorRTVersion();
+
+namespace frpt
+{
+//! Results of frptLoadIntoRegistry.
+constexpr int32_t kLOAD_OK{0};           //!< registered (by this call, or earlier with this copy)
+constexpr int32_t kLOAD_FAILED{1};       //!< loadLibrary returned no handle, or loaded another file than this copy
+constexpr int32_t kLOAD_OTHER_COPY{2};   //!< another library already registered InhomogeneousSample / 1 / frpt
+constexpr int32_t kLOAD_BAD_ARGUMENT{3}; //!< a null registry or path
+} // namespace frpt
+
+//! IPluginRegistry::loadLibrary(libraryPath) on `registry`, for loaders without TensorRT's Python bindings (the ctypes
+//! route of frpt_runtime.plugin_library). `libraryPath` must name this library's file. Call it only after checking
+//! frptPluginTensorRTVersion against the running TensorRT. Returns one of frpt::kLOAD_*.
+extern "C" __attribute__((visibility("default"))) int32_t frptLoadIntoRegistry(
+    nvinfer1::IPluginRegistry* registry, char const* libraryPath);
 
 #endif // FRPT_INHOMOGENEOUS_SAMPLE_PLUGIN_H

@@ -3,22 +3,28 @@
 Used by ``tests/test_kernel_*.py``, ``tests/test_plugin_contract.py`` and ``benchmarks/bench_sampler_kernels.py``;
 imports neither torch nor CUDA.
 
-Two libraries share one parameter struct (``frpt::SampleParams`` in ``inhomogeneousSampleMath.h``):
+Three libraries share one parameter struct (``frpt::SampleParams`` in ``inhomogeneousSampleMath.h``):
 
 * ``libfrpt_sampler_host.so`` — the kernels' per-element math built for the CPU with g++
   (``frptHostCoarseGrid``, ``frptHostSampleImage``; fp32 arrays);
 * ``libfrpt_sampler_kernels.so`` — the CUDA kernels (``frptLaunch*``; device pointers and a ``cudaStream_t``
-  passed as integers, e.g. ``tensor.data_ptr()`` and ``torch.cuda.current_stream().cuda_stream``).
+  passed as integers, e.g. ``tensor.data_ptr()`` and ``torch.cuda.current_stream().cuda_stream``);
+* ``libfrpt_sampler_emulated.so`` — the same kernel source compiled by g++ against the CPU emulation of
+  ``plugins/tests/emulation/`` (emulated threads, barriers, poisoned shared memory, host half): the same ``frptLaunch*``
+  C ABI on host pointers (numpy ``ctypes.data``), plus ``frptEmulation*`` to record launches without running them.
 
-Both build commands live here so every consumer compiles the same way; CMake (``plugins/CMakeLists.txt``)
-builds the same two libraries for deployment.
+The build commands live here so every consumer compiles the same way; CMake (``plugins/CMakeLists.txt``)
+builds the first two for deployment.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,13 @@ import numpy as np
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins"
 HOST_SOURCE = PLUGIN_DIR / "inhomogeneousSampleHost.cpp"
 KERNEL_SOURCE = PLUGIN_DIR / "inhomogeneousSampleKernel.cu"
+C_API_SOURCE = PLUGIN_DIR / "inhomogeneousSampleCApi.cpp"
+PLUGIN_TESTS_DIR = PLUGIN_DIR / "tests"
+EMULATION_DIR = PLUGIN_TESTS_DIR / "emulation"
+EMULATED_KERNELS_SOURCE = PLUGIN_TESTS_DIR / "emulatedKernels.cpp"
+EMULATION_CHECK_SOURCE = PLUGIN_TESTS_DIR / "kernelEmulationCheck.cpp"
+#: Warnings of every build of our C++ / CUDA host code (CMake's frpt_warnings uses the same set).
+WARNINGS = ("-Wall", "-Wextra", "-Wsign-conversion")
 
 
 class SampleParams(ctypes.Structure):
@@ -51,6 +64,13 @@ def make_params(
     return SampleParams(n, c, hw[0], hw[1], g, out_hw[0], out_hw[1], pad, fwhm)
 
 
+def dev_tool(name: str) -> str | None:
+    """Path of a pinned dev tool (``cmake``, ``clang-format``): the one installed beside this Python (the dev
+    extra), else the first on PATH, else ``None``."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def torch_cuda_available() -> bool:
     """Whether torch is installed and sees a CUDA GPU (torch is imported only here, lazily)."""
     try:
@@ -60,20 +80,27 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+_SHARED_BUILDS: dict[str, Path] = {}
+
+
+def shared_build(builder: Callable[[Path], Path], tmp_path_factory) -> Path:
+    """``builder(<fresh temp dir>)`` once per test session (pytest's ``tmp_path_factory``); later calls reuse it."""
+    name = builder.__name__
+    if name not in _SHARED_BUILDS:
+        _SHARED_BUILDS[name] = builder(tmp_path_factory.mktemp(name))
+    return _SHARED_BUILDS[name]
+
+
 def build_host_library(out_dir: Path) -> Path:
     """Compile ``libfrpt_sampler_host.so`` with g++ (warnings are errors) into ``out_dir``; return its path."""
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
     lib = Path(out_dir) / "libfrpt_sampler_host.so"
     cmd = [
-        compiler,
+        host_compiler(),
         "-std=c++17",
         "-O2",
         "-fPIC",
         "-shared",
-        "-Wall",
-        "-Wextra",
+        *WARNINGS,
         "-Werror",
         str(HOST_SOURCE),
         "-o",
@@ -81,6 +108,69 @@ def build_host_library(out_dir: Path) -> Path:
     ]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return lib
+
+
+def host_compiler() -> str:
+    """The C++ compiler (g++, else c++) on PATH.
+
+    Raises:
+        RuntimeError: there is none.
+    """
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++ or c++) on PATH")
+    return compiler
+
+
+def cuda_include_dir() -> Path | None:
+    """The CUDA toolkit's include folder (holding cuda_runtime_api.h), for host-compiled code that includes TensorRT."""
+    nvcc = shutil.which("nvcc")
+    candidates = [Path(os.environ[v]) / "include" for v in ("CUDA_PATH", "CUDA_HOME") if os.environ.get(v)]
+    candidates += [Path(nvcc).resolve().parents[1] / "include"] if nvcc else []
+    candidates.append(Path("/usr/local/cuda/include"))
+    return next((d for d in candidates if (d / "cuda_runtime_api.h").is_file()), None)
+
+
+def _emulation_command(sources: list[Path], out: Path, flags: list[str]) -> list[str]:
+    """g++ line of the emulation harness: C++20 (std::barrier), the emulation headers before the real CUDA ones."""
+    includes = ["-I", str(EMULATION_DIR), "-I", str(PLUGIN_DIR), "-I", str(PLUGIN_TESTS_DIR)]
+    return [
+        host_compiler(),
+        "-std=c++20",
+        "-pthread",
+        *WARNINGS,
+        "-Werror",
+        *flags,
+        *includes,
+        *map(str, sources),
+        "-o",
+        str(out),
+    ]
+
+
+def build_emulated_library(out_dir: Path) -> Path:
+    """Compile the real kernels against the CPU emulation into ``libfrpt_sampler_emulated.so``; return its path.
+
+    Raises:
+        subprocess.CalledProcessError: compilation failed (``stderr`` holds the compiler's messages).
+    """
+    lib = Path(out_dir) / "libfrpt_sampler_emulated.so"
+    cmd = _emulation_command([EMULATED_KERNELS_SOURCE, C_API_SOURCE], lib, ["-O2", "-fPIC", "-shared"])
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return lib
+
+
+def build_emulation_check(out_dir: Path, sanitize: str) -> Path:
+    """Compile ``kernelEmulationCheck`` (emulated kernels vs host math) with ``-fsanitize=<sanitize>``.
+
+    Raises:
+        subprocess.CalledProcessError: compilation or linking failed.
+    """
+    exe = Path(out_dir) / f"kernelEmulationCheck-{sanitize.replace(',', '-')}"
+    sources = [EMULATION_CHECK_SOURCE, EMULATED_KERNELS_SOURCE, HOST_SOURCE]
+    flags = ["-g", "-O1", f"-fsanitize={sanitize}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+    subprocess.run(_emulation_command(sources, exe, flags), check=True, capture_output=True, text=True)
+    return exe
 
 
 def build_kernel_library(out_dir: Path, arch: str = "native") -> Path:
@@ -96,8 +186,9 @@ def build_kernel_library(out_dir: Path, arch: str = "native") -> Path:
         f"-arch={arch}",
         "-shared",
         "-Xcompiler",
-        "-fPIC,-Wall,-Wextra",
+        ",".join(("-fPIC", *WARNINGS)),
         str(KERNEL_SOURCE),
+        str(C_API_SOURCE),
         "-o",
         str(lib),
     ]
@@ -150,9 +241,9 @@ def cmake_build(build_dir: Path, defines: dict[str, str], targets: list[str]) ->
     Raises:
         subprocess.CalledProcessError: configure or build failed (its ``output`` holds the log).
     """
-    cmake = shutil.which("cmake")
+    cmake = dev_tool("cmake")
     if cmake is None:
-        raise RuntimeError("cmake not on PATH")
+        raise RuntimeError("no cmake (install the dev extra, or put cmake on PATH)")
     configure = [cmake, "-S", str(PLUGIN_DIR), "-B", str(build_dir), *(f"-D{k}={v}" for k, v in defines.items())]
     build = [cmake, "--build", str(build_dir), "-j2", "--target", *targets]
     log = ""
@@ -212,11 +303,8 @@ class KernelLibrary:
         self._lib.frptLaunchCoarseGrid.argtypes = [SampleParams, vp, vp, vp]
         self._lib.frptLaunchSampleImage.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp]
         self._lib.frptLaunchInhomogeneousSample.argtypes = [SampleParams, ctypes.c_int32, vp, vp, vp, vp, vp]
-        for fn in (
-            self._lib.frptLaunchCoarseGrid,
-            self._lib.frptLaunchSampleImage,
-            self._lib.frptLaunchInhomogeneousSample,
-        ):
+        lib = self._lib
+        for fn in (lib.frptLaunchCoarseGrid, lib.frptLaunchSampleImage, lib.frptLaunchInhomogeneousSample):
             fn.restype = ctypes.c_int32
 
     def workspace_size(self, n: int, g: int) -> int:
@@ -238,3 +326,57 @@ class KernelLibrary:
         return int(
             self._lib.frptLaunchInhomogeneousSample(params, int(is_half), image, saliency, workspace, output, stream)
         )
+
+
+class EmulatedKernels(KernelLibrary):
+    """The kernels on the CPU emulation: :class:`KernelLibrary`'s C ABI on host pointers, plus launch records."""
+
+    def __init__(self, lib_path: Path) -> None:
+        super().__init__(lib_path)
+        u32p, u64p = ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
+        self._lib.frptEmulationSetDryRun.argtypes = [ctypes.c_int32]
+        self._lib.frptEmulationLaunchCount.restype = ctypes.c_int32
+        self._lib.frptEmulationLaunch.argtypes = [ctypes.c_int32, u32p, u32p, u64p]
+        self._lib.frptEmulationLaunch.restype = ctypes.c_int32
+
+    def set_dry_run(self, on: bool) -> None:
+        """With ``on``, launches are checked and recorded but not run."""
+        self._lib.frptEmulationSetDryRun(int(on))
+
+    def take_launches(self) -> list[tuple[tuple[int, int, int], tuple[int, int, int], int]]:
+        """``(grid, block, dynamic shared bytes)`` of each launch since the last call, in order."""
+        out = []
+        for i in range(self._lib.frptEmulationLaunchCount()):
+            grid, block, shared = (ctypes.c_uint32 * 3)(), (ctypes.c_uint32 * 3)(), ctypes.c_uint64()
+            self._lib.frptEmulationLaunch(i, grid, block, ctypes.byref(shared))
+            out.append((tuple(grid), tuple(block), int(shared.value)))
+        self._lib.frptEmulationClearLaunches()
+        return out
+
+    def run(
+        self, image: np.ndarray, saliency: np.ndarray, out_hw: tuple[int, int], pad: int, fwhm: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both kernels on ``image`` ``[N, C, H, W]`` (float32 or float16) and ``saliency`` ``[N, 1, g, g]`` float32.
+
+        Output and workspace are filled with NaN first, so an unwritten element shows.
+
+        Returns:
+            ``(output [N, C, out_h, out_w]`` in the image's dtype, ``coarse grid [N, g, g, 2]`` float32``)``.
+
+        Raises:
+            RuntimeError: the launch returned a cudaError_t other than cudaSuccess.
+        """
+        img = np.ascontiguousarray(image)
+        sal = np.ascontiguousarray(saliency, dtype=np.float32)
+        n, c, h, w = img.shape
+        g = sal.shape[-1]
+        out = np.full((n, c, *out_hw), np.nan, img.dtype)
+        workspace = np.full(max(self.workspace_size(n, g) // 4, 1), np.nan, np.float32)
+        params = make_params(n, c, (h, w), g, out_hw, pad, fwhm)
+        is_half = img.dtype == np.float16
+        status = self.inhomogeneous_sample(
+            params, is_half, img.ctypes.data, sal.ctypes.data, workspace.ctypes.data, out.ctypes.data, 0
+        )
+        if status != 0:
+            raise RuntimeError(f"emulated launch failed with cudaError {status}")
+        return out, workspace[: n * g * g * 2].reshape(n, g, g, 2)

@@ -8,7 +8,8 @@ with C in {1, 3} and N in {1, 37}; saliency uniform, random, one sharp peak, sev
 Thresholds (image values in [0, 1], so absolute = relative to the image range): fp32 max |diff| <= 1e-5 and fp16
 <= 2e-3 on random images smooth at the pixel scale; on white noise each ulp of grid position is amplified by
 (W-1)/2 in every implementation (the fp32 reference is ~1e-4 off the fp64 one), so there the kernels must be no
-worse than 2x the fp32 reference against the fp64 reference. Memcheck: see plugins/README.md.
+worse than 2x the fp32 reference against the fp64 reference. NaN / Inf inputs (``test_kernel_nonfinite.py``'s cases)
+must give NaN / Inf exactly where the CPU reference does. Memcheck: see plugins/README.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import numpy as np
 import pytest
 import sampler_testkit as kit
 import torch
+from test_kernel_nonfinite import CASES as NONFINITE_CASES
+from test_kernel_nonfinite import _reference as nonfinite_reference
+from test_kernel_nonfinite import assert_same_nonfinite
 
 from frpt.sampling import coarse_grid, inhomogeneous_sample
 
@@ -146,3 +150,14 @@ def test_launches_are_cuda_graph_capturable(kernels: kit.KernelLibrary) -> None:
     graph.replay()
     torch.cuda.synchronize()
     assert (out - inhomogeneous_sample(image, sal, out_hw, pad, fwhm)).abs().max().item() <= FP32_TOL
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("name", NONFINITE_CASES)
+def test_kernels_match_reference_on_nonfinite(kernels: kit.KernelLibrary, name: str, dtype: torch.dtype) -> None:
+    """NaN / Inf saliency or pixels: NaN and Inf where the (CPU) reference has them, the rest within tolerance."""
+    img, sal, out_hw, pad, fwhm, _ = NONFINITE_CASES[name]
+    image = torch.from_numpy(img).to(dtype)
+    out, _ = run_kernels(kernels, image.cuda(), torch.from_numpy(sal).cuda(), out_hw, pad, fwhm)
+    tol = FP32_TOL if dtype == torch.float32 else FP16_TOL * float(np.nanmax(img[np.isfinite(img)]))
+    assert_same_nonfinite(out.float().cpu().numpy(), nonfinite_reference(name, image.float().numpy()), tol)

@@ -41,7 +41,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> kit.HostSampler:
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("no C++ compiler (g++/c++) on PATH to build libfrpt_sampler_host.so")
     try:
-        lib = kit.build_host_library(tmp_path_factory.mktemp("host"))
+        lib = kit.shared_build(kit.build_host_library, tmp_path_factory)
     except subprocess.CalledProcessError as e:
         pytest.fail(f"host math library failed to compile (warnings are errors):\n{e.stderr}")
     return kit.HostSampler(lib)

@@ -129,7 +129,9 @@ def _parse(trt: ModuleType, builder, onnx_path: Path, logger):
     return network, parser
 
 
-def _load_plugin_if_needed(facts: GraphFacts, flavour: str, plugin_lib: str | os.PathLike | None) -> None:
+def _load_plugin_if_needed(
+    facts: GraphFacts, trt: ModuleType, flavour: str, plugin_lib: str | os.PathLike | None
+) -> None:
     if not facts.plugin_required:
         return
     if flavour == "tensorrt_rtx":
@@ -139,7 +141,7 @@ def _load_plugin_if_needed(facts: GraphFacts, flavour: str, plugin_lib: str | os
         )
     from frpt_runtime.plugin_library import load_plugin_library
 
-    load_plugin_library(plugin_lib)
+    load_plugin_library(plugin_lib, trt=trt)  # through this TensorRT's registry, version-checked
 
 
 def _timing_cache(flavour: str, timing_cache: str | os.PathLike | None) -> Path | None:
@@ -213,7 +215,7 @@ def build_engine(
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     facts = read_graph_facts(onnx_path)
     trt, flavour = import_tensorrt(BUILDER_HINT)
-    _load_plugin_if_needed(facts, flavour, plugin_lib)
+    _load_plugin_if_needed(facts, trt, flavour, plugin_lib)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse(trt, builder, onnx_path, logger)

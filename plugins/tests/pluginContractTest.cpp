@@ -3,8 +3,10 @@
  *
  *   pluginContractTest <path/to/libfrpt_plugins.so> [--require-gpu]
  *
- * It defines getPluginRegistry() itself (a recording registry that also emulates IPluginRegistry::loadLibrary), so
- * the plugin's weak reference resolves here: both loading routes are exercised for real. It then checks the creator
+ * Registration: dlopen alone registers nothing (no static registration); frptPluginTensorRTVersion is the headers'
+ * version; frptLoadIntoRegistry drives a recording registry's loadLibrary (recordingRegistry.h: dlopen,
+ * setLoggerFinder, getCreators, register), is idempotent and refuses when another copy's creator holds the plugin's
+ * identity. It then checks the creator
  * (name / version / namespace, field schema, createPlugin validation), the capability interfaces, output count and
  * types, format combinations, output shapes through a test IExprBuilder that evaluates constant expressions,
  * workspace, configure / shape-change validation, field serialisation round trip, clone and attachToContext.
@@ -13,6 +15,9 @@
  * Exit status: number of failed checks (0 = pass).
  */
 #include "inhomogeneousSampleMath.h"
+#include "inhomogeneousSamplePlugin.h"
+#include "recordingRegistry.h"
+#include "sampleTestInputs.h"
 
 #include <NvInferRuntime.h>
 #include <cuda_fp16.h>
@@ -31,8 +36,7 @@
 using namespace nvinfer1;
 
 extern "C" int32_t frptHostCoarseGrid(frpt::SampleParams params, float const* saliency, float* grid);
-extern "C" int32_t frptHostSampleImage(
-    frpt::SampleParams params, float const* image, float const* grid, float* output);
+extern "C" int32_t frptHostSampleImage(frpt::SampleParams params, float const* image, float const* grid, float* output);
 
 namespace
 {
@@ -47,174 +51,41 @@ void check(bool ok, std::string const& what)
 
 // ------------------------------------------------------------------------------------ logger, registry
 
-class RecordingLogger final : public ILogger
+using frptTest::asV3One;
+
+frptTest::RecordingLoggerFinder gLoggerFinder;
+frptTest::RecordingRegistry gRegistry(&gLoggerFinder);
+
+//! A creator with the plugin's identity from somewhere else (what a second copy of the library would register).
+class ImpostorCreator final : public IPluginCreatorV3One
 {
 public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override
+    char const* getPluginName() const noexcept override
     {
-        if (severity <= Severity::kERROR)
-        {
-            lastError = msg;
-        }
+        return "InhomogeneousSample";
     }
-    std::string lastError;
-};
-
-class TestLoggerFinder final : public ILoggerFinder
-{
-public:
-    ILogger* findLogger() override
+    char const* getPluginVersion() const noexcept override
     {
-        return &logger;
+        return "1";
     }
-    RecordingLogger logger;
-};
-
-TestLoggerFinder gLoggerFinder;
-
-IPluginCreatorV3One* asV3One(IPluginCreatorInterface* creator)
-{
-    bool const v3 = creator != nullptr && std::strcmp(creator->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0;
-    return v3 ? static_cast<IPluginCreatorV3One*>(creator) : nullptr;
-}
-
-//! Keeps creators keyed by (name, version, namespace) like TensorRT's registry and emulates loadLibrary.
-class RecordingRegistry final : public IPluginRegistry
-{
-public:
-    bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const pluginNamespace) noexcept override
+    char const* getPluginNamespace() const noexcept override
     {
-        IPluginCreatorV3One* c = asV3One(&creator);
-        if (c == nullptr || find(c->getPluginName(), c->getPluginVersion(), pluginNamespace) != mCreators.end())
-        {
-            return false;
-        }
-        mCreators.push_back(&creator);
-        mNamespaces.emplace_back(pluginNamespace);
-        return true;
+        return "frpt";
     }
-    IPluginCreatorInterface* const* getAllCreators(int32_t* const numCreators) const noexcept override
+    PluginFieldCollection const* getFieldNames() noexcept override
     {
-        *numCreators = static_cast<int32_t>(mCreators.size());
-        return mCreators.empty() ? nullptr : mCreators.data();
+        return &mFields;
     }
-    IPluginCreatorInterface* getCreator(AsciiChar const* const name, AsciiChar const* const version,
-        AsciiChar const* const pluginNamespace) noexcept override
-    {
-        auto it = find(name, version, pluginNamespace);
-        return it == mCreators.end() ? nullptr : *it;
-    }
-    bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override
-    {
-        auto it = std::find(mCreators.begin(), mCreators.end(), &creator);
-        if (it == mCreators.end())
-        {
-            return false;
-        }
-        mNamespaces.erase(mNamespaces.begin() + (it - mCreators.begin()));
-        mCreators.erase(it);
-        return true;
-    }
-    //! What TensorRT's loadLibrary does: dlopen, setLoggerFinder, getCreators, register each (fail on duplicates).
-    PluginLibraryHandle loadLibrary(AsciiChar const* pluginPath) noexcept override
-    {
-        void* handle = dlopen(pluginPath, RTLD_LAZY | RTLD_LOCAL);
-        using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
-        using SetLoggerFinder = void (*)(ILoggerFinder*);
-        auto getCreators = handle ? reinterpret_cast<GetCreators>(dlsym(handle, "getCreators")) : nullptr;
-        auto setLoggerFinder = handle ? reinterpret_cast<SetLoggerFinder>(dlsym(handle, "setLoggerFinder")) : nullptr;
-        if (getCreators == nullptr || setLoggerFinder == nullptr)
-        {
-            return nullptr;
-        }
-        setLoggerFinder(&gLoggerFinder);
-        int32_t nb = 0;
-        IPluginCreatorInterface* const* creators = getCreators(nb);
-        for (int32_t i = 0; i < nb; ++i)
-        {
-            IPluginCreatorV3One* c = asV3One(creators[i]);
-            if (c == nullptr || !registerCreator(*creators[i], c->getPluginNamespace()))
-            {
-                return nullptr;
-            }
-        }
-        return handle;
-    }
-    void deregisterLibrary(PluginLibraryHandle) noexcept override {}
-    void setErrorRecorder(IErrorRecorder* const) noexcept override {}
-    IErrorRecorder* getErrorRecorder() const noexcept override
+    IPluginV3* createPlugin(char const*, PluginFieldCollection const*, TensorRTPhase) noexcept override
     {
         return nullptr;
     }
-    bool isParentSearchEnabled() const override
-    {
-        return false;
-    }
-    void setParentSearchEnabled(bool const) override {}
-    IPluginResource* acquirePluginResource(AsciiChar const*, IPluginResource*) noexcept override
-    {
-        return nullptr;
-    }
-    int32_t releasePluginResource(AsciiChar const*) noexcept override
-    {
-        return -1;
-    }
-#if NV_TENSORRT_MAJOR >= 11
-    IPluginCreatorInterface* const* getAllCreatorsRecursive(int32_t* const numCreators) noexcept override
-    {
-        return getAllCreators(numCreators);
-    }
-#else
-// TensorRT 10's registry still declares the deprecated IPluginCreator (V2) methods pure virtual.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    bool registerCreator(IPluginCreator&, AsciiChar const* const) noexcept override
-    {
-        return false;
-    }
-    IPluginCreator* const* getPluginCreatorList(int32_t* const numCreators) const noexcept override
-    {
-        *numCreators = 0;
-        return nullptr;
-    }
-    IPluginCreator* getPluginCreator(AsciiChar const* const, AsciiChar const* const, AsciiChar const* const) noexcept
-        override
-    {
-        return nullptr;
-    }
-    bool deregisterCreator(IPluginCreator const&) noexcept override
-    {
-        return false;
-    }
-#pragma GCC diagnostic pop
-#endif
 
 private:
-    std::vector<IPluginCreatorInterface*>::iterator find(char const* name, char const* version, char const* ns)
-    {
-        for (size_t i = 0; i < mCreators.size(); ++i)
-        {
-            IPluginCreatorV3One* c = asV3One(mCreators[i]);
-            if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), version) == 0
-                && mNamespaces[i] == ns)
-            {
-                return mCreators.begin() + static_cast<std::ptrdiff_t>(i);
-            }
-        }
-        return mCreators.end();
-    }
-    std::vector<IPluginCreatorInterface*> mCreators;
-    std::vector<std::string> mNamespaces;
+    PluginFieldCollection mFields{};
 };
 
-RecordingRegistry gRegistry;
-
 } // namespace
-
-extern "C" TENSORRTAPI IPluginRegistry* getPluginRegistry() noexcept
-{
-    return &gRegistry;
-}
 
 namespace
 {
@@ -388,7 +259,8 @@ void checkCreator(IPluginCreatorV3One* creator)
     bool same = names != nullptr && names->nbFields == static_cast<int32_t>(expected.size());
     for (int32_t i = 0; same && i < names->nbFields; ++i)
     {
-        same = expected[i].first == names->fields[i].name && expected[i].second == names->fields[i].type
+        auto const& want = expected[static_cast<size_t>(i)];
+        same = want.first == names->fields[i].name && want.second == names->fields[i].type
             && names->fields[i].length == 1 && names->fields[i].data == nullptr;
     }
     check(same, "field schema out_h, out_w, pad (INT32), fwhm (FLOAT32), align_corners (INT32)");
@@ -436,8 +308,8 @@ void checkBuildInterface(IPluginV3* plugin, Fields const& f)
     auto* build = capability<IPluginV3OneBuild>(plugin, PluginCapabilityType::kBUILD);
     auto* runtime = capability<IPluginV3OneRuntime>(plugin, PluginCapabilityType::kRUNTIME);
     check(core != nullptr && std::strcmp(core->getInterfaceInfo().kind, "PLUGIN_V3ONE_CORE") == 0, "core capability");
-    check(build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0,
-        "build capability");
+    check(
+        build != nullptr && std::strcmp(build->getInterfaceInfo().kind, "PLUGIN_V3ONE_BUILD") == 0, "build capability");
     check(runtime != nullptr && std::strcmp(runtime->getInterfaceInfo().kind, "PLUGIN_V3ONE_RUNTIME") == 0,
         "runtime capability");
     if (core == nullptr || build == nullptr || runtime == nullptr)
@@ -499,8 +371,8 @@ void checkBuildInterface(IPluginV3* plugin, Fields const& f)
     }
     DimsExprs outShape[1];
     int32_t const status = build->getOutputShapes(in, 2, nullptr, 0, outShape, 1, exprs);
-    bool shapeOk = status == 0 && outShape[0].nbDims == 4 && outShape[0].d[0] == in[0].d[0]
-        && outShape[0].d[1] == in[0].d[1];
+    bool shapeOk
+        = status == 0 && outShape[0].nbDims == 4 && outShape[0].d[0] == in[0].d[0] && outShape[0].d[1] == in[0].d[1];
     for (int32_t i = 2; shapeOk && i < 4; ++i)
     {
         shapeOk = outShape[0].d[i] != nullptr && outShape[0].d[i]->isConstant()
@@ -561,76 +433,25 @@ void checkSerialisation(IPluginCreatorV3One* creator, IPluginV3* plugin)
 
 // ------------------------------------------------------------------------------------ GPU enqueue
 
-//! Random image smooth at the pixel scale: uniform noise on a 9 x 9 lattice, bilinearly interpolated.
-std::vector<float> smoothImage(int32_t n, int32_t c, int32_t h, int32_t w, std::mt19937& rng)
-{
-    std::uniform_real_distribution<float> u(0.F, 1.F);
-    std::vector<float> img(static_cast<size_t>(n) * c * h * w);
-    constexpr int32_t kCELLS{8};
-    for (int64_t plane = 0; plane < static_cast<int64_t>(n) * c; ++plane)
-    {
-        float lattice[kCELLS + 1][kCELLS + 1];
-        for (auto& row : lattice)
-            for (float& v : row)
-                v = u(rng);
-        for (int32_t y = 0; y < h; ++y)
-            for (int32_t x = 0; x < w; ++x)
-            {
-                float const sy = h > 1 ? static_cast<float>(y) * kCELLS / (h - 1) : 0.F;
-                float const sx = w > 1 ? static_cast<float>(x) * kCELLS / (w - 1) : 0.F;
-                int32_t const y0 = std::min(static_cast<int32_t>(sy), kCELLS - 1);
-                int32_t const x0 = std::min(static_cast<int32_t>(sx), kCELLS - 1);
-                float const ey = sy - y0;
-                float const ex = sx - x0;
-                img[(plane * h + y) * w + x] = (1 - ey) * ((1 - ex) * lattice[y0][x0] + ex * lattice[y0][x0 + 1])
-                    + ey * ((1 - ex) * lattice[y0 + 1][x0] + ex * lattice[y0 + 1][x0 + 1]);
-            }
-    }
-    return img;
-}
-
-//! Softmax-normalised saliency with a few random peaks.
-std::vector<float> peakedSaliency(int32_t n, int32_t g, std::mt19937& rng)
-{
-    std::normal_distribution<float> noise(0.F, 1.F);
-    std::uniform_int_distribution<int32_t> cell(0, g * g - 1);
-    std::vector<float> sal(static_cast<size_t>(n) * g * g);
-    for (int32_t i = 0; i < n; ++i)
-    {
-        float* s = sal.data() + static_cast<size_t>(i) * g * g;
-        for (int32_t e = 0; e < g * g; ++e)
-            s[e] = noise(rng);
-        for (int32_t k = 0; k < 3; ++k)
-            s[cell(rng)] += 8.F;
-        float const top = *std::max_element(s, s + g * g);
-        double total = 0.0;
-        for (int32_t e = 0; e < g * g; ++e)
-            total += (s[e] = std::exp(s[e] - top));
-        for (int32_t e = 0; e < g * g; ++e)
-            s[e] = static_cast<float>(s[e] / total);
-    }
-    return sal;
-}
-
 template <typename T>
 void checkEnqueue(IPluginCreatorV3One* creator, frpt::SampleParams const& p, float tolerance)
 {
     bool const half = sizeof(T) == 2;
     std::string const what = std::string(half ? "half" : "float") + " enqueue N=" + std::to_string(p.n) + " C="
-        + std::to_string(p.c) + " " + std::to_string(p.h) + "x" + std::to_string(p.w) + " -> "
-        + std::to_string(p.outH) + "x" + std::to_string(p.outW) + " g=" + std::to_string(p.g)
-        + " pad=" + std::to_string(p.pad);
+        + std::to_string(p.c) + " " + std::to_string(p.h) + "x" + std::to_string(p.w) + " -> " + std::to_string(p.outH)
+        + "x" + std::to_string(p.outW) + " g=" + std::to_string(p.g) + " pad=" + std::to_string(p.pad);
     std::mt19937 rng(static_cast<uint32_t>(p.n * 131 + p.g * 7 + (half ? 1 : 0)));
-    std::vector<float> image = smoothImage(p.n, p.c, p.h, p.w, rng);
-    std::vector<float> const sal = peakedSaliency(p.n, p.g, rng);
+    std::vector<float> image = frptTest::smoothImage(p.n, p.c, p.h, p.w, rng);
+    std::vector<float> const sal = frptTest::peakedSaliency(p.n, p.g, rng);
     std::vector<T> imageT(image.size());
     for (size_t i = 0; i < image.size(); ++i)
     {
         imageT[i] = static_cast<T>(image[i]);
         image[i] = static_cast<float>(imageT[i]); // the reference sees the values the device sees
     }
-    std::vector<float> grid(static_cast<size_t>(p.n) * p.g * p.g * 2);
-    size_t const outCount = static_cast<size_t>(p.n) * p.c * p.outH * p.outW;
+    std::vector<float> grid(static_cast<size_t>(p.n) * static_cast<size_t>(p.g * p.g * 2));
+    size_t const outCount = static_cast<size_t>(p.n) * static_cast<size_t>(p.c) * static_cast<size_t>(p.outH)
+        * static_cast<size_t>(p.outW);
     std::vector<float> expected(outCount);
     frptHostCoarseGrid(p, sal.data(), grid.data());
     frptHostSampleImage(p, image.data(), grid.data(), expected.data());
@@ -695,25 +516,50 @@ int main(int argc, char** argv)
     bool const requireGpu = argc > 2 && std::strcmp(argv[2], "--require-gpu") == 0;
     std::printf("TensorRT headers %d.%d\n", NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR);
 
-    // Route 1: plain dlopen (what ctypes.CDLL does): static registration through getPluginRegistry().
-    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+    // Loading the library registers nothing by itself: TensorRT's registry does, through loadLibrary.
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)
     {
         std::fprintf(stderr, "FAIL dlopen: %s\n", dlerror());
         return 1;
     }
-    IPluginCreatorInterface* registered = gRegistry.getCreator("InhomogeneousSample", "1", "frpt");
-    check(registered != nullptr, "dlopen registers InhomogeneousSample/1/frpt statically");
     auto pluginRegistered = reinterpret_cast<int32_t (*)()>(dlsym(lib, "frptPluginRegistered"));
-    check(pluginRegistered != nullptr && pluginRegistered() == 1, "frptPluginRegistered() reports it");
-
-    // Route 2: IPluginRegistry::loadLibrary: getCreators takes the static registration back, no duplicate.
-    check(gRegistry.loadLibrary(argv[1]) != nullptr, "loadLibrary (setLoggerFinder + getCreators) succeeds");
+    auto trtVersion = reinterpret_cast<int32_t (*)()>(dlsym(lib, "frptPluginTensorRTVersion"));
+    auto loadInto = reinterpret_cast<int32_t (*)(IPluginRegistry*, char const*)>(dlsym(lib, "frptLoadIntoRegistry"));
+    if (pluginRegistered == nullptr || trtVersion == nullptr || loadInto == nullptr)
+    {
+        std::fprintf(stderr, "FAIL no frptPluginRegistered / frptPluginTensorRTVersion / frptLoadIntoRegistry\n");
+        return 1;
+    }
     int32_t nbRegistered = 0;
     gRegistry.getAllCreators(&nbRegistered);
-    check(nbRegistered == 1, "exactly one creator registered after both routes");
+    check(nbRegistered == 0 && pluginRegistered() == 0, "dlopen alone registers nothing (no static registration)");
+    check(trtVersion() == NV_TENSORRT_MAJOR * 10000 + NV_TENSORRT_MINOR * 100 + NV_TENSORRT_PATCH,
+        "frptPluginTensorRTVersion() = " + std::to_string(trtVersion()) + ", the headers' version");
 
-    using GetCreators = IPluginCreatorInterface* const* (*) (int32_t&);
+    check(loadInto(nullptr, argv[1]) == frpt::kLOAD_BAD_ARGUMENT
+            && loadInto(&gRegistry, nullptr) == frpt::kLOAD_BAD_ARGUMENT,
+        "frptLoadIntoRegistry refuses a null registry or path");
+    frptTest::RecordingLoggerFinder otherFinder;
+    frptTest::RecordingRegistry holdsAnotherCopy(&otherFinder);
+    ImpostorCreator impostor;
+    holdsAnotherCopy.registerCreator(impostor, "frpt");
+    check(loadInto(&holdsAnotherCopy, argv[1]) == frpt::kLOAD_OTHER_COPY && holdsAnotherCopy.loadedPaths.empty()
+            && pluginRegistered() == 0,
+        "frptLoadIntoRegistry reports another copy's creator and does not call loadLibrary");
+
+    check(loadInto(&gRegistry, argv[1]) == frpt::kLOAD_OK, "frptLoadIntoRegistry -> loadLibrary succeeds");
+    gRegistry.getAllCreators(&nbRegistered);
+    check(nbRegistered == 1 && pluginRegistered() == 1
+            && gRegistry.getCreator("InhomogeneousSample", "1", "frpt") != nullptr
+            && gRegistry.loadedPaths == std::vector<std::string>{argv[1]},
+        "the registry loaded the library and registered InhomogeneousSample/1/frpt (setLoggerFinder + getCreators)");
+    check(loadInto(&gRegistry, argv[1]) == frpt::kLOAD_OK && gRegistry.loadedPaths.size() == 1,
+        "frptLoadIntoRegistry again is a no-op");
+    gRegistry.getAllCreators(&nbRegistered);
+    check(nbRegistered == 1, "exactly one creator registered");
+
+    using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
     auto getCreators = reinterpret_cast<GetCreators>(dlsym(lib, "getCreators"));
     int32_t nbCreators = 0;
     IPluginCreatorInterface* const* creators = getCreators != nullptr ? getCreators(nbCreators) : nullptr;
@@ -724,7 +570,8 @@ int main(int argc, char** argv)
         return gFailures;
     }
     gRegistry.getAllCreators(&nbRegistered);
-    check(nbRegistered == 1, "getCreators again leaves the registry-owned registration alone");
+    check(nbRegistered == 1 && creator == asV3One(gRegistry.getCreator("InhomogeneousSample", "1", "frpt")),
+        "getCreators hands out the registered creator; calling it again changes nothing");
     checkCreator(creator);
     checkCreateValidation(creator);
 

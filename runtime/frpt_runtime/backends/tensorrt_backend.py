@@ -91,7 +91,7 @@ class TensorRTBackend(Backend):
         if sidecar.plugin_required:
             from frpt_runtime.plugin_library import load_plugin_library
 
-            load_plugin_library(self.plugin_lib)
+            load_plugin_library(self.plugin_lib, trt=trt)
         metadata = sidecar.metadata
         try:
             dim = self._load_engine(trt, metadata.config.input_size, sidecar.max_batch)
