@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from frpt_export.graph import LowerOptions
-from frpt_export.onnx_export import ExportReport, export_onnx
 from frpt_export.onnx_meta import read_graph_facts
 from frpt_export.trt_build import BatchProfile, BuildReport, build_engine
 from frpt_runtime.contract import ENGINE_SUFFIXES, ONNX_SUFFIX, Lowering, Precision
 from frpt_runtime.errors import FrptError
+
+if TYPE_CHECKING:  # building from an ONNX file needs no torch: the exporter is imported only to export
+    from frpt_export.onnx_export import ExportReport
 
 __all__ = ["TrtJob", "TrtJobReport", "run_trt_job"]
 
@@ -95,6 +96,9 @@ def run_trt_job(job: TrtJob, log=print) -> TrtJobReport:
     source, target, export_precision = _source_and_target(job)
     report = None
     if export_precision is not None:
+        from frpt_export.graph import LowerOptions
+        from frpt_export.onnx_export import export_onnx
+
         options = LowerOptions(job.lowering, export_precision, job.saliency_precision)
         log(f"exporting {job.ckpt} -> {source} ({options.lowering} lowering, {options.precision}) ...")
         report = export_onnx(job.ckpt, source, options)
