@@ -1,4 +1,4 @@
-"""Frozen, pretrained backbones with the feature taps DPP needs (DESIGN.md §2).
+"""Frozen, pretrained backbones with the feature taps DPP needs (docs/design.md §4).
 
 A backbone is a chain of *stages* (stem, blocks, head) with a known output stride and channel count.
 :meth:`FrozenBackbone.forward_tap` runs the chain only up to the DPP tap (the content-parsing pass never

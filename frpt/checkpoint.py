@@ -1,4 +1,4 @@
-"""Self-contained FRPT checkpoints (DESIGN.md §3).
+"""Self-contained FRPT checkpoints (docs/design.md §5).
 
 A checkpoint is a ``torch.save`` file holding only plain data -- strings, ints and tensors -- so it loads
 with ``torch.load(weights_only=True)`` and never unpickles an arbitrary object::

@@ -73,7 +73,9 @@ def train_command(
     backbone_weights: Annotated[
         Path | None, typer.Option("--backbone-weights", help="Backbone weights file (torchvision format for resnet50).")
     ] = None,
-    random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights (tests only).")] = False,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="Random backbone weights (smoke runs; no pretrained features).")
+    ] = False,
     dpp_variant: Annotated[
         DppVariant,
         typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv)."),

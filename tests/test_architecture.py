@@ -158,3 +158,12 @@ def test_base_install_commands_name_their_extra(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, (script, done.stderr)
         assert "pip install 'frpt-toolkit[" in lines[0] and any(e in lines[0] for e in extra.split("|")), lines
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--device", "gpu0"), ("--device", "cpu:1"), ("--providers", "cuda,bogus")]
+)
+def test_device_and_providers_are_checked_when_parsed(tmp_path: Path, option: str, value: str) -> None:
+    """A bad --device / --providers is a usage error (exit 2) before the command runs, like a bad choice."""
+    result = CliRunner().invoke(embed_app, [str(tmp_path), "--onnx", str(tmp_path / "m.onnx"), option, value])
+    assert result.exit_code == 2 and value.split(",")[-1] in result.output and "Usage" in result.output

@@ -134,3 +134,20 @@ def test_sidecar_errors(tmp_path):
         _sidecar(min_batch=4, opt_batch=2)
     with pytest.raises(FrptError, match="trt_flavour"):
         _sidecar(trt_flavour="onnxruntime")
+
+
+def test_sidecar_of_the_first_format_still_reads(tmp_path):
+    """Sidecars written before onnx_metadata (config / precision / lowering fields) keep working."""
+    plan = tmp_path / "old.plan"
+    plan.write_bytes(b"engine")
+    old = {k: v for k, v in _sidecar(plan_sha256=sha256_file(plan)).to_dict().items() if k != "onnx_metadata"}
+    old.update(config=CFG.to_dict(), precision="fp16", lowering="standard")
+    sidecar_path_for(plan).write_text(json.dumps(old))
+    meta = read_sidecar(plan).metadata
+    assert (meta.config, meta.precision, meta.lowering, meta.opset, meta.family) == (
+        CFG,
+        "fp16",
+        "standard",
+        17,
+        "frpt",
+    )

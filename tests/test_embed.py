@@ -203,6 +203,8 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
         ([str(tmp_path / "nope"), "--onnx", str(model)], "nope not found"),
         ([str(folder), "--onnx", str(tmp_path / "none.onnx")], "model file not found"),
         ([str(folder), "--onnx", str(model), "--providers", "cuda"], "'cuda' is not available"),
+        ([str(folder), "--onnx", str(model), "--bundle", str(tmp_path / "b.npz")], "add --verify"),
+        ([str(folder), "--onnx", str(model), "--plugin-lib", str(tmp_path / "l.so")], "TensorRT engines only"),
     ]:
         res = runner.invoke(embed_app, [*args, "--out", str(tmp_path / "x")])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (args, res.stderr)

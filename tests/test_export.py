@@ -219,6 +219,14 @@ def test_bad_output_path_rejected_before_work(model, tmp_path):
     assert ckpt.read_bytes() == data
 
 
+def test_old_32px_model_is_a_one_line_export_error(tmp_path):
+    """A model from before MIN_INPUT_SIZE (32 px: 1x1 final map) still loads, but its export says why it cannot."""
+    small = create_model(FRPTConfig(input_size=32, num_classes=2), random_init=True).eval()
+    with pytest.raises(FrptError, match="1x1 feature map.*--input-size >= 64"):
+        export_onnx(small, tmp_path / "small.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_reference_images_from_folder(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):

@@ -112,6 +112,20 @@ def test_plugin_graph_loads_with_the_custom_op(tmp_path: Path) -> None:
         assert backend.info.lowering == "plugin" and backend.info.embedding_dim == TOY_DIM
 
 
+def test_plugin_node_breaking_the_contract_is_one_line_error(tmp_path: Path) -> None:
+    """The numpy op never raises inside ONNX Runtime (the extension would kill the process): the backend does."""
+    path = tmp_path / "plugin.onnx"
+    make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    model = onnx.load(path)
+    (node,) = [n for n in model.graph.node if n.domain == "frpt"]
+    (attr,) = [a for a in node.attribute if a.name == "align_corners"]
+    attr.i = 0
+    onnx.save(model, path)
+    images = np.zeros((1, TOY_SIZE, TOY_SIZE, 3), np.uint8)
+    with OnnxRuntimeBackend(path) as backend, pytest.raises(FrptError, match="align_corners=1 only.*re-export"):
+        backend.infer(images)
+
+
 def test_plugin_graph_without_extensions_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "plugin.onnx"
     make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)

@@ -16,8 +16,17 @@ from typing import Annotated
 
 import typer
 
-from frpt_runtime.cli_common import DebugOpt, JsonOpt, PluginLibOpt, emit_report, make_app, out_option, run_command
-from frpt_runtime.contract import DEFAULT_OPSET, Lowering, Precision
+from frpt_runtime.cli_common import (
+    DebugOpt,
+    JsonOpt,
+    PluginLibOpt,
+    VersionOpt,
+    emit_report,
+    make_app,
+    out_option,
+    run_command,
+)
+from frpt_runtime.contract import DEFAULT_OPSET, SUPPORTED_OPSETS, Lowering, Precision
 
 __all__ = ["app"]
 
@@ -62,7 +71,13 @@ def onnx(
     ] = Precision.fp32,
     saliency_precision: SaliencyOpt = Precision.fp32,
     opset: Annotated[
-        int, typer.Option("--opset", help="ONNX opset (GridSample needs >= 16; 20+ misparses in TensorRT).")
+        int,
+        typer.Option(
+            "--opset",
+            min=SUPPORTED_OPSETS[0],
+            max=SUPPORTED_OPSETS[-1],
+            help="ONNX opset (GridSample needs >= 16; 20+ misparses in TensorRT).",
+        ),
     ] = (DEFAULT_OPSET),
     ref_images: Annotated[
         Path | None,
@@ -70,6 +85,7 @@ def onnx(
     ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
+    version: VersionOpt = False,
 ) -> None:
     """Export a checkpoint to ONNX (uint8 NHWC images -> L2-normalised embedding) with its reference bundle."""
 
@@ -102,6 +118,7 @@ def parity(
     ] = 64,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
+    version: VersionOpt = False,
 ) -> None:
     """Live parity: PyTorch (from the checkpoint, now) vs ONNX Runtime CPU on the same images."""
 
@@ -127,18 +144,24 @@ def trt(
         bool, typer.Option("--fp16", help="Build from the fp16 graph (exported on the fly from --ckpt if needed).")
     ] = False,
     out: Annotated[Path | None, out_option("Engine to write (default: beside the ONNX, .plan).")] = None,
-    lowering: LoweringOpt = Lowering.standard,
-    saliency_precision: SaliencyOpt = Precision.fp32,
+    lowering: Annotated[
+        Lowering | None, typer.Option("--lowering", help="With --ckpt: the exported graph's lowering (standard).")
+    ] = None,
+    saliency_precision: Annotated[
+        Precision | None,
+        typer.Option("--saliency-precision", help="With --ckpt --fp16: the saliency pass's precision (fp32)."),
+    ] = None,
     min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch of the profile.")] = 1,
     opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the builder tunes for.")] = 32,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Largest batch of the profile.")] = 64,
-    workspace: Annotated[int | None, typer.Option("--workspace", help="Builder workspace limit, MiB.")] = None,
+    workspace: Annotated[int | None, typer.Option("--workspace", min=1, help="Builder workspace limit, MiB.")] = None,
     timing_cache: Annotated[
         Path | None, typer.Option("--timing-cache", help="Timing cache file, reused across builds.")
     ] = None,
     plugin_lib: PluginLibOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
+    version: VersionOpt = False,
 ) -> None:
     """Build a strongly typed TensorRT engine (+ sidecar <plan>.json) from an ONNX export or a checkpoint."""
 

@@ -1,4 +1,4 @@
-"""Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (DESIGN.md §3).
+"""Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (docs/design.md §5).
 
 Graph: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare`` (Cast -> Transpose -> /255 ->
 (x - mean)/std) and ``embed`` chain, on a copy whose lowerable submodules the family's lowering swapped
@@ -64,6 +64,7 @@ from frpt_runtime.contract import (
     polygraphy_paths_for,
 )
 from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import MIN_INPUT_SIZE
 from frpt_runtime.output_paths import check_output_file
 from frpt_runtime.parity import ParityReport
 from frpt_runtime.verify import verify_backend
@@ -187,7 +188,16 @@ def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
     """The checked ModelProto of ``model``: traced, output pinned to ``[batch, D]``, metadata set."""
     import onnx
 
-    proto = _trace(lower_model(model, options), model.config.input_size, opset, options.lowering)
+    size = model.config.input_size
+    try:
+        proto = _trace(lower_model(model, options), size, opset, options.lowering)
+    except ValueError as exc:  # F.instance_norm refuses a 1x1 map at trace time (a model from before MIN_INPUT_SIZE)
+        if "spatial element" not in str(exc):
+            raise
+        raise FrptError(
+            f"input size {size} leaves a 1x1 feature map, whose InstanceNorm the ONNX export cannot trace: "
+            f"train with --input-size >= {MIN_INPUT_SIZE}"
+        ) from None
     dims = proto.graph.output[0].type.tensor_type.shape.dim  # the exporter leaves D symbolic after the L2 norm
     dims[0].dim_param = BATCH_AXIS
     dims[1].dim_value = model.embedding_dim
@@ -246,8 +256,8 @@ def export_onnx(
     """
     start = time.perf_counter()
     options = options or LowerOptions()
-    if options.precision == Precision.fp32:
-        options = dataclasses.replace(options, saliency_precision=Precision.fp32)
+    if options.precision == Precision.fp32 and options.saliency_precision == Precision.fp16:
+        raise FrptError("--saliency-precision fp16 applies to fp16 graphs: add --precision fp16, or drop it")
     _check_opset(opset)
     out_path = Path(out_path)
     check_output_file(out_path, "-o")

@@ -1,6 +1,6 @@
 """Read an exported graph's FRPT facts with ``onnx`` alone (torch-free: engines are built on edge boxes).
 
-The facts are the ``metadata_props`` of DESIGN.md §3, parsed by the contract's one reader
+The facts are the ``metadata_props`` of docs/design.md §5, parsed by the contract's one reader
 (:class:`frpt_runtime.contract.ExportMetadata`), plus whether the graph holds the plugin's custom node.
 """
 

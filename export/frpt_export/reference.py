@@ -153,6 +153,12 @@ def live_parity(
     with OnnxRuntimeBackend(onnx_path) as backend:  # reads the file's metadata first: a wrong file fails fast
         model = load_checkpoint(ckpt)
         cfg = model.config
+        if cfg != backend.info.config:
+            ours, theirs = cfg.to_dict(), backend.info.config.to_dict()
+            differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+            raise FrptError(
+                f"{ckpt} is not the model {onnx_path} was exported from (config differs in: {', '.join(differ)})"
+            )
         if images is None:
             pixels = load_bundle(bundle_path_for(onnx_path)).images
         else:

@@ -1,7 +1,7 @@
 """Reference bundle ``model.ref.npz``: real uint8 inputs and PyTorch's embeddings for them (torch-free).
 
 Written by the exporter beside every ONNX file; read on any box (a Jetson without torch) to prove a
-backend's parity with PyTorch. Arrays (DESIGN.md §3):
+backend's parity with PyTorch. Arrays (docs/design.md §5):
 
 * ``images``: uint8 ``[M, S, S, 3]`` RGB, exactly what the runtime feeds the model;
 * ``embeddings``: float32 ``[M, D]``, PyTorch fp32, L2-normalised;

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from frpt_runtime import __version__
-from frpt_runtime.devices import DEVICE_HELP
+from frpt_runtime.devices import DEVICE_HELP, PROVIDER_NAMES, parse_device
 from frpt_runtime.errors import FrptError
 
 __all__ = [
@@ -61,14 +61,38 @@ EXTRA_OF_MODULE = {
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+
+
+def _check_device(value: str) -> str:
+    """Parse-time check of ``--device`` (a usage error, like any bad choice)."""
+    try:
+        parse_device(value)
+    except FrptError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_providers(value: str | None) -> str | None:
+    """Parse-time check of ``--providers``: known names (full ONNX Runtime provider names pass through)."""
+    for raw in (value or "").split(","):
+        name = raw.strip()
+        if name and name.lower() not in PROVIDER_NAMES and not name.endswith("ExecutionProvider"):
+            raise typer.BadParameter(f"unknown provider {name!r}: use {', '.join(PROVIDER_NAMES)}")
+    return value
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP, callback=_check_device)]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 PluginLibOpt = Annotated[
     Path | None, typer.Option("--plugin-lib", help="libfrpt_plugins.so (default: $FRPT_PLUGIN_LIB, then packaged).")
 ]
 ProvidersOpt = Annotated[
     str | None,
-    typer.Option("--providers", help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt."),
+    typer.Option(
+        "--providers",
+        help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt.",
+        callback=_check_providers,
+    ),
 ]
 BundleOpt = Annotated[
     Path | None, typer.Option("--bundle", help="Reference bundle (default: MODEL.ref.npz beside the model).")

@@ -81,6 +81,8 @@ def run_embed_job(job: EmbedJob) -> EmbedJobReport:
         FrptError: a missing image folder, a model that cannot run here, a batch it cannot take, a bad ``out``,
             an unusable resume, a bad bundle — before any image is embedded.
     """
+    if job.bundle is not None and not job.verify:
+        raise FrptError("--bundle is the reference bundle of --verify: add --verify, or drop --bundle")
     if not job.images_dir.is_dir():
         what = "is a file, not a folder" if job.images_dir.exists() else "not found"
         raise FrptError(f"image folder {job.images_dir} {what}")

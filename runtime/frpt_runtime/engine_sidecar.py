@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from frpt_runtime.atomic import atomic_write_json
-from frpt_runtime.contract import ExportMetadata, sidecar_path_for
+from frpt_runtime.contract import DEFAULT_OPSET, ExportMetadata, MetaKey, sidecar_path_for
 from frpt_runtime.errors import FrptError
+from frpt_runtime.trt_module import TRT_MODULES
 
 __all__ = ["EngineSidecar", "check_compatible", "read_sidecar", "sha256_file", "write_sidecar"]
-
-TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,8 @@ class EngineSidecar:
         if not isinstance(self.onnx_metadata, dict):
             raise FrptError("engine sidecar onnx_metadata is not an object: rebuild the engine with `frpt-export trt`")
         self.metadata  # noqa: B018 - parse once here, so a bad sidecar is refused when it is read
-        if self.trt_flavour not in TRT_FLAVOURS:
-            raise FrptError(f"sidecar trt_flavour must be one of {TRT_FLAVOURS}, got {self.trt_flavour!r}")
+        if self.trt_flavour not in TRT_MODULES:
+            raise FrptError(f"sidecar trt_flavour must be one of {TRT_MODULES}, got {self.trt_flavour!r}")
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise FrptError(
                 f"sidecar batch range must satisfy 1 <= min <= opt <= max, got "
@@ -79,11 +78,27 @@ class EngineSidecar:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineSidecar:
+        if "onnx_metadata" not in data and {"config", "precision", "lowering"} <= set(data):
+            data = _upgrade_first_format(data)
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in data]
         if missing:
             raise FrptError(f"engine sidecar lacks fields {missing}: rebuild the engine with `frpt-export trt`")
         return cls(**{n: data[n] for n in names})
+
+
+def _upgrade_first_format(data: dict[str, Any]) -> dict[str, Any]:
+    """A sidecar of the first format (config / precision / lowering fields, opset 17 implied) in today's shape."""
+    old = dict(data)
+    config, precision, lowering = old.pop("config"), old.pop("precision"), old.pop("lowering")
+    old["onnx_metadata"] = {
+        MetaKey.config.value: json.dumps(config, sort_keys=True),
+        MetaKey.precision.value: str(precision),
+        MetaKey.lowering.value: str(lowering),
+        MetaKey.opset.value: str(DEFAULT_OPSET),
+        MetaKey.toolkit_version.value: str(old.get("toolkit_version", "")),
+    }
+    return old
 
 
 def sha256_file(path: str | os.PathLike) -> str:

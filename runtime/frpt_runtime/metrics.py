@@ -1,4 +1,4 @@
-"""Retrieval metrics: Recall@K with leave-one-out queries (DESIGN.md §2, "Evaluation").
+"""Retrieval metrics: Recall@K with leave-one-out queries (docs/design.md §4, "Evaluation").
 
 Standard protocol of CUB-200 / Cars-196 / FGVC-Aircraft retrieval: every test image is a query against
 all *other* test images, ranked by cosine similarity; Recall@K is the fraction of queries with at least

@@ -32,13 +32,14 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from frpt_runtime.errors import FrptError
 
 __all__ = ["ENV_VAR", "LIBRARY_NAME", "default_locations", "find_plugin_library", "load_plugin_library"]
 
 ENV_VAR = "FRPT_PLUGIN_LIB"
 LIBRARY_NAME = "libfrpt_plugins.so"
-PLUGIN_ID = ("InhomogeneousSample", "1", "frpt")
+PLUGIN_ID = (PLUGIN_OP, PLUGIN_VERSION, PLUGIN_NAMESPACE)  # the registry's key: name, version, namespace
 _EXPORTS = ("getCreators", "frptPluginRegistered", "frptPluginTensorRTVersion", "frptLoadIntoRegistry")
 # frptLoadIntoRegistry's results (frpt::kLOAD_* in inhomogeneousSamplePlugin.h).
 _LOAD_OK, _LOAD_FAILED, _LOAD_OTHER_COPY = 0, 1, 2

@@ -24,24 +24,29 @@ import numpy as np
 
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, ExportMetadata
-from frpt_runtime.custom_ops import CUSTOM_OP_NAME, register_custom_ops
-from frpt_runtime.devices import Device, parse_device
+from frpt_runtime.custom_ops import CUSTOM_OP_NAME, register_custom_ops, take_op_error
+from frpt_runtime.devices import PROVIDER_NAMES, Device, parse_device
 from frpt_runtime.engine_sidecar import sha256_file
 from frpt_runtime.errors import FrptError
 
 __all__ = ["PROVIDER_ALIASES", "OnnxRuntimeBackend", "resolve_providers"]
 
-PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-}
+_FULL_NAMES = (
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "TensorrtExecutionProvider",
+)
+PROVIDER_ALIASES = dict(zip(PROVIDER_NAMES, _FULL_NAMES, strict=True))
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
 def _import_onnxruntime() -> Any:
     return importlib.import_module("onnxruntime")  # a missing module names its extra (cli_common.run_command)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def resolve_providers(names: Sequence[str], available: Sequence[str], device: Device) -> list[Any]:
@@ -143,15 +148,24 @@ class OnnxRuntimeBackend(Backend):
             return ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (Fail, InvalidGraph, ...)
             if CUSTOM_OP_NAME not in str(exc):
-                raise FrptError(f"ONNX Runtime cannot load {self.path}: {' '.join(str(exc).split())}") from None
+                raise FrptError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
         register_custom_ops(options, self.path)
-        return ort.InferenceSession(str(self.path), options, providers=providers)
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - as above, now with the custom op known
+            raise FrptError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
 
     def _submit(self, images: np.ndarray) -> Pending:
         binding = self._session.io_binding()
         binding.bind_cpu_input(INPUT_NAME, images)
         binding.bind_output(OUTPUT_NAME, "cpu")
-        self._session.run_with_iobinding(binding)
+        try:
+            self._session.run_with_iobinding(binding)
+        except Exception as exc:  # noqa: BLE001 - ORT's pybind error types: a graph that cannot run these inputs
+            raise FrptError(f"ONNX Runtime failed to run {self.path.name}: {_one_line(exc)}") from None
+        problem = take_op_error()
+        if problem is not None:
+            raise FrptError(f"{self.path.name}: {problem}: re-export the model with frpt-export")
         return Pending.done(binding.copy_outputs_to_cpu()[0])
 
     def _close(self) -> None:

@@ -33,8 +33,9 @@ BACKBONES = tuple(BACKBONE_PIXEL_STATS)
 DPP_TAP_STRIDE = {"released": 16, "paper": 4}
 DPP_VARIANTS = tuple(DPP_TAP_STRIDE)
 POOLINGS = ("avg", "gem")
-# Smallest model input side: the stride-32 backbones leave a 1x1 final map at 32 px, whose InstanceNorm
-# normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px keeps 2x2.
+# Smallest input side of a NEW model (frpt-train): the stride-32 backbones leave a 1x1 final map at 32 px, whose
+# InstanceNorm normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px
+# keeps 2x2. Reading a config accepts any positive size, so files made before this limit keep working.
 MIN_INPUT_SIZE = 64
 
 
@@ -86,8 +87,8 @@ class FRPTConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.input_size < MIN_INPUT_SIZE:
-            raise ValueError(f"input_size must be >= {MIN_INPUT_SIZE}, got {self.input_size}")
+        if self.input_size < 1:
+            raise ValueError(f"input_size must be >= 1, got {self.input_size}")
         if self.dpp_variant not in DPP_VARIANTS:
             raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
         if self.pooling not in POOLINGS:
