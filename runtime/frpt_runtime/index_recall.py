@@ -8,8 +8,12 @@ margin`` candidates; their float64 cosines are recomputed from the float64 unit 
 when its ``max(K)``-th float64 cosine exceeds the shortlist's lowest float32 score by more than the float32
 error bound ``eps`` (any row left out scored at most that in float32, so at most that plus ``eps`` in
 float64); a query that fails the test (near-ties at the cut) is ranked in full in float64 instead.
-The ranking is therefore the reference's wherever two cosines differ by more than float64 rounding;
-exactly equal cosines (duplicates, symmetric points) break to the lower index in both.
+The ranking is therefore the reference's wherever two cosines differ by more than float64 rounding, and
+cosines that are exactly equal on every code path (dyadic rows such as +-1 vectors of power-of-two norm,
+their duplicates, symmetric points) break to the lower index in both. One case no other computation can
+reproduce bit for bit: the reference's own matrix product may round two *duplicate* columns of arbitrary
+floats differently (seen for ~3 % of the entries of duplicated Gaussian rows); its tie order there is its
+BLAS's rounding, not the lower index it documents, and the two computations may then disagree.
 """
 
 from __future__ import annotations
