@@ -150,7 +150,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{entry['recall@10']:.3f} | {entry['batch_ms']:.0f} | {entry['single_ms']:.2f} | "
                 f"{base / entry['batch_ms']:.1f}x | {entry['index_rss_gib']:.2f} |"
             )
-        lines.append(f"| {res['size']:,} | {res['data']} | peak RSS of the case | | | | | | {res['peak_rss_gib']:.2f} |")
+        peak = res["peak_rss_gib"]
+        lines.append(f"| {res['size']:,} | {res['data']} | peak RSS of the case | | | | | | {peak:.2f} |")
     return "\n".join(lines)
 
 

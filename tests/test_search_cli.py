@@ -17,7 +17,7 @@ from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa
 from frpt_runtime.contact_sheet import BORDER, GREEN, GREY, QUERY_BLUE, RED, SheetLayout  # noqa: E402
 from frpt_runtime.embed import embed_folder  # noqa: E402
 from frpt_runtime.engine_sidecar import sha256_file  # noqa: E402
-from frpt_runtime.index import sidecar_path  # noqa: E402
+from frpt_runtime.index_sidecar import sidecar_path  # noqa: E402
 from frpt_runtime.search_cli import index_app, search_app  # noqa: E402
 from PIL import Image  # noqa: E402
 from runtime_toys import BAD_FILES, make_image_folder, make_toy_onnx  # noqa: E402
@@ -93,7 +93,8 @@ def test_query_folder_skips_and_lists_bad_files(demo: dict[str, Path]) -> None:
     reasons = {Path(p).name: why for p, why in result["skipped"]}
     assert reasons["empty.png"] == "zero-byte file"
     assert all(q["hits"][0]["score"] >= 0.9999 and q["label"] == Path(q["path"]).parent.name for q in result["queries"])
-    table = RUNNER.invoke(search_app, [str(demo["images"]), "--index", str(demo["index"]), "--onnx", str(demo["model"])])
+    args = [str(demo["images"]), "--index", str(demo["index"]), "--onnx", str(demo["model"])]
+    table = RUNNER.invoke(search_app, args)
     assert "skipped 3 query files:" in table.stdout and "empty.png: zero-byte file" in table.stdout
 
 

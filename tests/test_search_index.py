@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -11,15 +12,10 @@ import pytest
 
 faiss = pytest.importorskip("faiss", reason="FAISS is not installed (pip install 'frpt-toolkit[search]')")
 
-from frpt_runtime.index import (  # noqa: E402 - after the importorskip
-    DEFAULT_PARAMS,
-    Index,
-    default_nlist,
-    drop_excluded,
-    normalize_rows,
-    sidecar_path,
-)
+from frpt_runtime.index import Index, drop_excluded, normalize_rows  # noqa: E402 - after the importorskip
+from frpt_runtime.index_params import DEFAULT_PARAMS, default_nlist  # noqa: E402
 from frpt_runtime.index_recall import indexed_recall_at_k, score_error_bound  # noqa: E402
+from frpt_runtime.index_sidecar import sidecar_path  # noqa: E402
 
 from frpt.errors import FrptError  # noqa: E402
 from frpt.metrics import recall_at_k  # noqa: E402
@@ -131,8 +127,6 @@ def test_load_refuses_truncated_foreign_and_mismatched_files(tmp_path: Path) -> 
     _one_line_error(lambda: Index.load(target), "truncated or replaced")
     garbage = b"not a faiss index" * 10
     target.write_bytes(garbage)  # a foreign file whose sidecar was forged to match its hash
-    import hashlib
-
     side.write_text(json.dumps({**facts, "index_sha256": hashlib.sha256(garbage).hexdigest()}))
     _one_line_error(lambda: Index.load(target), "FAISS cannot read")
     target.write_bytes(good_index)

@@ -5,31 +5,28 @@ score is a cosine in ``[-1, 1]`` (1 for the same image). Three kinds:
 
 * ``flat`` — ``IndexFlatIP``, exact brute force (the default, and the reference the others are measured
   against);
-* ``hnsw`` — ``IndexHNSWFlat`` graph, parameters ``M`` (links per node), ``ef_construction``, ``ef_search``;
-* ``ivf`` — ``IndexIVFFlat``, parameters ``nlist`` (k-means cells; default ``4 * sqrt(N)``, at most
-  ``N / 39`` so k-means has its 39 points per cell) and ``nprobe`` (cells searched per query).
+* ``hnsw`` — ``IndexHNSWFlat`` graph (``M``, ``ef_construction``, ``ef_search``);
+* ``ivf`` — ``IndexIVFFlat`` k-means cells (``nlist``, ``nprobe``); parameters and defaults in
+  :mod:`frpt_runtime.index_params`.
 
 Both approximate kinds store the vectors unquantised, so their scores are exact cosines; what they can
 miss is a neighbour. Their **recall@10 against exact search** is measured at build time (and again after
 :meth:`Index.add`) on up to 1000 gallery rows used as queries, themselves left out, and stored in the
 sidecar. The defaults reach >= 0.95 on clustered data (what trained embeddings look like), but uniform
-random high-dimensional vectors have no neighbourhood structure and get poor recall (measured on 100k
-256-d vectors: HNSW about 0.4, IVF nprobe 16 about 0.1): always read the measured figure on your data.
+random high-dimensional vectors have no neighbourhood structure and get poor recall (100k uniform 256-d
+vectors in benchmarks/bench_search.py: HNSW 0.31, IVF 0.10): always read the measured figure on your data.
 
-On disk: ``gallery.index`` (FAISS's own serialisation) and ``gallery.index.json`` (format, toolkit and FAISS
-versions, kind, parameters, dimension, row count, the model's sha256, the index file's sha256, every row's
-image path and label, the measured recall), each written atomically, the sidecar last.
+On disk: ``gallery.index`` (FAISS's own serialisation) and its sidecar ``gallery.index.json``
+(:mod:`frpt_runtime.index_sidecar`), each written atomically, the sidecar last.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -39,44 +36,15 @@ from frpt import __version__
 from frpt.errors import FrptError
 from frpt_runtime.engine_sidecar import sha256_file
 from frpt_runtime.faiss_module import gpu_count, import_faiss
+from frpt_runtime.index_params import resolve_params
+from frpt_runtime.index_sidecar import INDEX_FORMAT, checked_sha256, read_sidecar, sidecar_path
 from frpt_runtime.manifest import atomic_write, atomic_write_json
 
-__all__ = [
-    "DEFAULT_PARAMS",
-    "INDEX_FORMAT",
-    "KINDS",
-    "RECALL_K",
-    "Index",
-    "RecallEstimate",
-    "default_nlist",
-    "drop_excluded",
-    "normalize_rows",
-    "sidecar_path",
-]
+__all__ = ["RECALL_K", "Index", "RecallEstimate", "drop_excluded", "normalize_rows"]
 
-INDEX_FORMAT = "frpt-index/1"
-KINDS = ("flat", "hnsw", "ivf")
-#: Per-kind parameters and their defaults (``nlist`` None: :func:`default_nlist` of the gallery size).
-DEFAULT_PARAMS: dict[str, dict[str, int | None]] = {
-    "flat": {},
-    "hnsw": {"M": 32, "ef_construction": 40, "ef_search": 128},
-    "ivf": {"nlist": None, "nprobe": 16},
-}
 RECALL_K = 10
 RECALL_QUERIES = 1000
 _SCORE_TOL = 1e-5  # float32 rounding between FAISS's batched and single-pair inner products
-_HEX = frozenset("0123456789abcdef")
-
-
-def sidecar_path(index_path: str | os.PathLike[str]) -> Path:
-    """``<index>.json`` beside the index file."""
-    path = Path(index_path)
-    return path.with_name(path.name + ".json")
-
-
-def default_nlist(count: int) -> int:
-    """IVF cells for ``count`` vectors: ``round(4 * sqrt(count))``, capped at ``count // 39``, at least 1."""
-    return max(1, min(round(4 * math.sqrt(count)), count // 39))
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -200,7 +168,7 @@ class Index:
             labels: ``N`` labels, row order.
             model_sha256: hex digest of the model that produced the rows.
             kind: ``flat`` | ``hnsw`` | ``ivf``.
-            params: overrides of :data:`DEFAULT_PARAMS` for ``kind``.
+            params: overrides of :data:`frpt_runtime.index_params.DEFAULT_PARAMS` for ``kind``.
             recall_queries: gallery rows sampled as queries for the recall estimate.
             seed: seed of that sample.
 
@@ -213,7 +181,7 @@ class Index:
         """
         faiss = import_faiss()
         rows = _checked_rows(embeddings, len(paths), len(labels))
-        resolved = _resolve_params(kind, params or {}, rows.shape[0])
+        resolved = resolve_params(kind, params or {}, rows.shape[0])
         dim = rows.shape[1]
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
@@ -229,7 +197,7 @@ class Index:
             index,
             kind=kind,
             params=resolved,
-            model_sha256=_checked_sha(model_sha256, "model_sha256"),
+            model_sha256=checked_sha256(model_sha256, "model_sha256"),
             paths=list(paths),
             labels=list(labels),
             recall=None,
@@ -295,7 +263,7 @@ class Index:
         if not target.is_file():
             raise FrptError(f"index not found: {target} (build one with frpt-index build EMB_DIR -o {target})")
         side = sidecar_path(target)
-        facts = _read_sidecar(side)
+        facts = read_sidecar(side)
         if sha256_file(target) != facts["index_sha256"]:
             raise FrptError(
                 f"{target} does not match the index_sha256 in {side.name} (truncated or replaced): rebuild it with "
@@ -354,7 +322,8 @@ class Index:
         """
         if sha256 != self.model_sha256:
             raise FrptError(
-                f"{what} come from model sha256 {sha256[:12]}... but the index was built with {self.model_sha256[:12]}...: "
+                f"{what} come from model sha256 {sha256[:12]}... but the index was built with "
+                f"{self.model_sha256[:12]}...: "
                 "use the model that embedded the gallery, or rebuild the index with this one"
             )
 
@@ -394,7 +363,9 @@ class Index:
             raise ValueError(f"exclude_rows must be [Q]={queries.shape[0]}, got {list(exclude.shape)}")
         return drop_excluded(scores, rows, exclude, k)
 
-    def measure_recall(self, vectors: np.ndarray, queries: int = RECALL_QUERIES, seed: int = 0) -> RecallEstimate | None:
+    def measure_recall(
+        self, vectors: np.ndarray, queries: int = RECALL_QUERIES, seed: int = 0
+    ) -> RecallEstimate | None:
         """Recall@10 of this index against exact search, with a sample of the gallery as queries.
 
         Args:
@@ -442,59 +413,3 @@ def _checked_rows(embeddings: np.ndarray, paths: int, labels: int) -> np.ndarray
     return normalize_rows(rows)
 
 
-def _checked_sha(value: object, name: str) -> str:
-    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX:
-        raise FrptError(f"{name} must be a 64-digit lowercase hex sha256, got {value!r}")
-    return value
-
-
-def _resolve_params(kind: str, given: dict[str, int], count: int) -> dict[str, int]:
-    """The kind's parameters: defaults overridden by ``given``, each an int >= 1; ``nlist`` <= ``count``."""
-    if kind not in KINDS:
-        raise FrptError(f"unknown index kind {kind!r}: choose one of {', '.join(KINDS)}")
-    defaults = DEFAULT_PARAMS[kind]
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        known = ", ".join(defaults) or "none"
-        raise FrptError(f"unknown parameter {', '.join(unknown)} for a {kind} index (it takes: {known})")
-    resolved = {**defaults, **given}
-    if kind == "ivf" and resolved["nlist"] is None:
-        resolved["nlist"] = default_nlist(count)
-    for name, value in resolved.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise FrptError(f"{kind} parameter {name} must be an integer >= 1, got {value!r}")
-    if kind == "ivf" and resolved["nlist"] > count:
-        raise FrptError(f"ivf nlist={resolved['nlist']} exceeds the {count} rows to index: pass nlist <= {count}")
-    return {name: int(value) for name, value in resolved.items() if value is not None}
-
-
-def _read_sidecar(path: Path) -> dict[str, Any]:
-    """The sidecar's JSON, its fields type-checked (the index file is compared with it by the caller)."""
-    try:
-        facts = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FrptError(f"no sidecar {path} beside the index: rebuild it with frpt-index build") from None
-    except (OSError, ValueError) as exc:
-        raise FrptError(f"cannot read {path} ({type(exc).__name__}): rebuild the index with frpt-index build") from None
-    if not isinstance(facts, dict) or facts.get("format") != INDEX_FORMAT:
-        raise FrptError(f"{path} is not an {INDEX_FORMAT} sidecar: rebuild the index with frpt-index build")
-    count = facts.get("count")
-    checks = {
-        "kind": facts.get("kind") in KINDS,
-        "dimension": isinstance(facts.get("dimension"), int) and facts["dimension"] > 0,
-        "count": isinstance(count, int) and count >= 0,
-        "params": isinstance(facts.get("params"), dict)
-        and all(isinstance(v, int) for v in facts["params"].values())
-        and set(facts["params"]) == set(DEFAULT_PARAMS.get(facts.get("kind"), {})),
-        "paths": isinstance(facts.get("paths"), list) and len(facts["paths"]) == count,
-        "labels": isinstance(facts.get("labels"), list) and len(facts["labels"]) == count,
-        "index_sha256": isinstance(facts.get("index_sha256"), str),
-        "model_sha256": isinstance(facts.get("model_sha256"), str),
-        "recall": facts.get("recall") is None
-        or (isinstance(facts["recall"], dict) and set(facts["recall"]) == {"k", "queries", "recall", "seed"}),
-    }
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise FrptError(f"{path} has missing or inconsistent fields ({', '.join(bad)}): rebuild the index")
-    _checked_sha(facts["model_sha256"], f"{path.name} model_sha256")
-    return facts

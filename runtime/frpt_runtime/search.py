@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -292,7 +292,8 @@ def search_gallery(
             raise FrptError("query images need the model to embed them: pass --onnx MODEL.onnx or --engine MODEL.plan")
         info = backend.activate().info
         index.check_model(info.sha256, f"query images embedded by {info.path.name}")
-        kept, vectors, skipped = embed_images([item.path for item in found.images], backend, batch=batch, workers=workers)
+        files = [item.path for item in found.images]
+        kept, vectors, skipped = embed_images(files, backend, batch=batch, workers=workers)
     rows_of = {path: row for row, path in enumerate(index.paths)}
     results, matrix = _assemble(found, kept, vectors, index, rows_of)
     if not results:

@@ -18,7 +18,7 @@ import typer
 from frpt.cli_common import DebugOpt, JsonOpt, make_app, run_command
 from frpt.errors import FrptError
 from frpt_runtime.cli import DeviceOpt, EngineOpt, OnnxOpt, PluginOpt, ProvidersOpt, _providers
-from frpt_runtime.index import KINDS
+from frpt_runtime.index_params import KINDS
 
 __all__ = ["index_app", "search_app"]
 
@@ -56,7 +56,9 @@ def _params(items: list[str] | None) -> dict[str, int]:
 
 @index_app.command("build", no_args_is_help=True, epilog=INDEX_EXAMPLE)
 def build(
-    embedding_dirs: Annotated[list[Path], typer.Argument(help="frpt-embed output folders (one model).")],
+    embedding_dirs: Annotated[
+        list[Path], typer.Argument(metavar="EMB_DIR", help="frpt-embed output folders (one model).")
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Index file to write (sidecar: <file>.json).")],
     kind: Annotated[
         Optional[IndexKind],
@@ -64,8 +66,11 @@ def build(
     ] = None,
     param: Annotated[
         Optional[list[str]],
-        typer.Option("--param", help="Kind parameter NAME=INT, repeatable: hnsw M, ef_construction, ef_search; "
-                     "ivf nlist, nprobe."),
+        typer.Option(
+            "--param",
+            metavar="NAME=INT",
+            help="Kind parameter, repeatable: hnsw M, ef_construction, ef_search; ivf nlist, nprobe.",
+        ),
     ] = None,
     add: Annotated[bool, typer.Option("--add", help="Append to the existing index at -o (same model).")] = False,
     recall_queries: Annotated[
@@ -95,7 +100,8 @@ def build(
 @search_app.command(no_args_is_help=True, epilog=SEARCH_EXAMPLE)
 def search(
     queries: Annotated[
-        list[Path], typer.Argument(help="Image files, folders of images, or frpt-embed output folders.")
+        list[Path],
+        typer.Argument(metavar="QUERY", help="Image files, folders of images, or frpt-embed output folders."),
     ],
     index: Annotated[Path, typer.Option("--index", help="Index written by frpt-index build.")],
     onnx: OnnxOpt = None,
