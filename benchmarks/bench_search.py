@@ -81,7 +81,8 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def run_case(size: int, data: str, reps: int) -> dict[str, Any]:
     """One gallery: every measurement of the module docstring; returns a JSON-ready dict."""
-    from frpt_runtime.index import DEFAULT_PARAMS, Index
+    from frpt_runtime.index import Index
+    from frpt_runtime.index_params import DEFAULT_PARAMS
 
     rng = np.random.default_rng(0)
     centres = vectors(max(1, size // 100), "uniform", rng, None) if data == "clustered" else None
