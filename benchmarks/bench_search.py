@@ -13,6 +13,9 @@ One run, one table. Per case (gallery size x data kind, each in its own process 
   recall@10 of the 1000 queries against the exact top 10 (a result tying the exact 10th score counts),
   batch latency (1000 queries at once) and single-query latency (median of 200 one-query calls), all
   interleaved with the exact runs;
+* Recall@K for ``frpt-eval --embeddings`` (``--recall-sizes``, clustered, labels = clusters):
+  :func:`frpt_runtime.index_recall.indexed_recall_at_k` vs the reference :func:`frpt.metrics.recall_at_k`
+  (``[M, M]`` float64 matrix + full sort), interleaved, medians, results checked equal;
 * memory: RSS growth over each index build (``/proc/self/statm``) and the case process's peak RSS
   (``resource.getrusage``).
 
@@ -132,6 +135,38 @@ def run_case(size: int, data: str, reps: int) -> dict[str, Any]:
     return result
 
 
+def run_recall_case(size: int, reps: int) -> dict[str, Any]:
+    """Recall@1/2/4/8 of a clustered set through the index vs the reference; JSON-ready timings."""
+    from frpt_runtime.index_recall import indexed_recall_at_k
+
+    from frpt.metrics import recall_at_k
+
+    rng = np.random.default_rng(0)
+    centres = vectors(max(1, size // 10), "uniform", rng, None)
+    labels = rng.integers(0, len(centres), size)
+    rows = centres[labels] + rng.standard_normal((size, DIM), dtype=np.float32) / np.float32(np.sqrt(DIM))
+    times: dict[str, list[float]] = {"reference": [], "index": []}
+    same = True
+    for _ in range(reps):
+        start = time.perf_counter()
+        reference = recall_at_k(rows, labels)
+        times["reference"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ours = indexed_recall_at_k(rows, labels)
+        times["index"].append(time.perf_counter() - start)
+        same = same and ours == reference
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "size": size,
+        "reference_s": medians["reference"],
+        "index_s": medians["index"],
+        "speedup": medians["reference"] / medians["index"],
+        "identical": same,
+        "recall": reference,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| gallery | data | kind | build s | recall@10 | 1k queries ms | 1 query ms | vs numpy (1k) | index RSS GiB |",
@@ -158,15 +193,17 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--data", nargs="+", default=["uniform", "clustered"], choices=["uniform", "clustered"])
+    parser.add_argument("--recall-sizes", type=int, nargs="*", default=[10_000], help="Recall@K comparison sizes")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="threads for FAISS and numpy's BLAS alike")
     parser.add_argument("--json-out", help="also write the raw results here")
     parser.add_argument("--case", nargs=2, metavar=("SIZE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(int(args.case[0]), args.case[1], args.reps)))
+        size, data = int(args.case[0]), args.case[1]
+        print(json.dumps(run_recall_case(size, args.reps) if data == "recall" else run_case(size, data, args.reps)))
         return
     import faiss
 
@@ -177,23 +214,28 @@ def main() -> None:
     )
     threads = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    def case(size: int, data: str) -> dict[str, Any]:
+        command = [sys.executable, __file__, "--case", str(size), data, "--reps", str(args.reps)]
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=env)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    recalls = [case(size, "recall") for size in args.recall_sizes]
     results = []
     for size in args.sizes:
         for data in args.data:
-            done = subprocess.run(
-                [sys.executable, __file__, "--case", str(size), data, "--reps", str(args.reps)],
-                stdout=subprocess.PIPE,
-                text=True,
-                check=True,
-                env=env,
-            )
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(case(size, data))
             print(table(results[-1:]), file=sys.stderr, flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}", file=sys.stderr)
     if args.json_out:
         with open(args.json_out, "w") as handle:
-            json.dump(results, handle, indent=2)
+            json.dump({"search": results, "recall": recalls}, handle, indent=2)
     print(table(results))
+    for res in recalls:
+        print(
+            f"\nRecall@K of {res['size']:,} clustered rows: reference recall_at_k {res['reference_s']:.2f} s, "
+            f"through the index {res['index_s']:.2f} s ({res['speedup']:.1f}x), identical: {res['identical']}, "
+            f"peak RSS {res['peak_rss_gib']:.2f} GiB"
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 from frpt.errors import FrptError
 from frpt.output_paths import check_output_file
 from frpt_runtime.backends.base import Backend
+from frpt_runtime.contact_sheet import write_html, write_sheet
 from frpt_runtime.embedding_set import EmbeddingSet, read_embedding_set
 from frpt_runtime.index import Index
 from frpt_runtime.queries import QuerySet, collect_queries, embed_images
@@ -275,8 +276,6 @@ def search_gallery(
             ``frpt-embed`` output of another model than the index's, image queries without a model, no
             decodable query, or ``k`` out of range.
     """
-    from frpt_runtime.contact_sheet import write_html, write_sheet
-
     for picture, option in ((sheet, "--sheet"), (html, "--html")):
         if picture is not None:
             check_output_file(Path(picture), option)
@@ -287,11 +286,12 @@ def search_gallery(
     vectors: np.ndarray = np.empty((0, index.dim), np.float32)
     kept: list[int] = []
     skipped: list[tuple[int, str]] = []
+    if backend is not None:
+        info = backend.activate().info
+        index.check_model(info.sha256, f"embeddings of {info.path.name}")
     if found.images:
         if backend is None:
             raise FrptError("query images need the model to embed them: pass --onnx MODEL.onnx or --engine MODEL.plan")
-        info = backend.activate().info
-        index.check_model(info.sha256, f"query images embedded by {info.path.name}")
         files = [item.path for item in found.images]
         kept, vectors, skipped = embed_images(files, backend, batch=batch, workers=workers)
     rows_of = {path: row for row, path in enumerate(index.paths)}
