@@ -199,3 +199,19 @@ def test_sheet_and_html_geometry_and_colours(demo: dict[str, Path], tmp_path: Pa
     assert "border-color:#00a03c" in text and "border-color:#dc1e1e" in text and "border-color:#969696" in text
     _fails(search_app, [queries[0], "--index", str(demo["index"]), "--onnx", str(demo["model"]),
                         "--sheet", str(tmp_path)], "--sheet")
+
+
+def test_sheet_caps_its_rows_and_draws_missing_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import frpt_runtime.contact_sheet as contact_sheet
+    from frpt_runtime.search import Hit, QueryResult, SearchReport
+
+    monkeypatch.setattr(contact_sheet, "SHEET_MAX_ROWS", 2)
+    missing = str(tmp_path / "gone.png")  # an image deleted since it was indexed: a grey "unreadable" tile
+    queries = [QueryResult(missing, "a", None, [Hit(1, 0.5, 0, missing, "a", True)]) for _ in range(3)]
+    report = SearchReport(tmp_path / "g.index", "flat", 1, 8, None, 1, False, queries, [])
+    sheet = contact_sheet.write_sheet(report, tmp_path / "s.png")
+    picture = Image.open(sheet).convert("RGB")
+    assert picture.size == SheetLayout(rows=2, k=1).size
+    left, top, _, _ = SheetLayout(rows=2, k=1).frame(1, 1)
+    assert picture.getpixel((left + 1, top + 1)) == GREEN
+    assert picture.getpixel((left + BORDER + 2, top + BORDER + 2)) == (225, 225, 225)
