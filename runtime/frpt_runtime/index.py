@@ -12,9 +12,10 @@ score is a cosine in ``[-1, 1]`` (1 for the same image). Three kinds:
 Both approximate kinds store the vectors unquantised, so their scores are exact cosines; what they can
 miss is a neighbour. Their **recall@10 against exact search** is measured at build time (and again after
 :meth:`Index.add`) on up to 1000 gallery rows used as queries, themselves left out, and stored in the
-sidecar. The defaults reach >= 0.95 on clustered data (what trained embeddings look like), but uniform
-random high-dimensional vectors have no neighbourhood structure and get poor recall (100k uniform 256-d
-vectors in benchmarks/bench_search.py: HNSW 0.31, IVF 0.10): always read the measured figure on your data.
+sidecar. The defaults reach >= 0.95 on clustered data (what trained embeddings look like) up to 100k rows
+(HNSW drops to 0.91 at 1M: raise ``ef_search``), but uniform random high-dimensional vectors have no
+neighbourhood structure and get poor recall (uniform 256-d vectors in benchmarks/bench_search.py: HNSW 0.31
+at 100k, 0.05 at 1M; IVF 0.10, 0.05): always read the measured figure on your data.
 
 On disk: ``gallery.index`` (FAISS's own serialisation) and its sidecar ``gallery.index.json``
 (:mod:`frpt_runtime.index_sidecar`), each written atomically, the sidecar last.

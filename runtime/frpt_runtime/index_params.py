@@ -3,7 +3,8 @@
 ``flat`` takes none. ``hnsw``: ``M`` (graph links per node), ``ef_construction`` (candidates kept while
 inserting), ``ef_search`` (candidates kept while searching; at least k). ``ivf``: ``nlist`` (k-means cells;
 default :func:`default_nlist`) and ``nprobe`` (cells searched per query, at most ``nlist``). The defaults reach
-recall@10 >= 0.95 on clustered data (tests/test_search_index.py; benchmarks/bench_search.py at 100k and 1M).
+recall@10 >= 0.95 on clustered data in tests/test_search_index.py and at 100k rows in benchmarks/bench_search.py
+(HNSW 0.998, IVF 1.000); at 1M clustered rows IVF keeps 0.995 but HNSW drops to 0.906 (raise ``ef_search``).
 """
 
 from __future__ import annotations
