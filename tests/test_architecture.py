@@ -17,6 +17,7 @@ from frpt.cli import eval_app, train_app
 from frpt_export.cli import app as export_app
 from frpt_runtime.cli import embed_app, verify_app
 from frpt_runtime.devices import DEVICE_HELP
+from frpt_runtime.search.cli import index_app, search_app
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = [REPO / "frpt", REPO / "export" / "frpt_export", REPO / "runtime" / "frpt_runtime"]
@@ -55,7 +56,7 @@ def _command_bodies() -> list[tuple[str, int]]:
     for path in [
         REPO / "frpt" / "cli.py",
         REPO / "export" / "frpt_export" / "cli.py",
-        *REPO.glob("runtime/frpt_runtime/*cli.py"),
+        *REPO.glob("runtime/frpt_runtime/**/cli.py"),
     ]:
         for fn in _functions(path):
             for inner in fn.body:
@@ -66,7 +67,7 @@ def _command_bodies() -> list[tuple[str, int]]:
 
 def test_command_bodies_only_parse_and_call() -> None:
     sizes = _command_bodies()
-    assert len(sizes) >= 7  # train, eval, onnx, parity, trt, embed, verify
+    assert len(sizes) >= 9  # train, eval, onnx, parity, trt, embed, verify, index build, search
     assert [item for item in sizes if item[1] > MAX_COMMAND_BODY_LINES] == []
 
 
@@ -78,6 +79,8 @@ COMMANDS = {
     "frpt-export trt": (export_app, "trt"),
     "frpt-embed": (embed_app, None),
     "frpt-verify": (verify_app, None),
+    "frpt-index build": (index_app, "build"),
+    "frpt-search": (search_app, None),
 }
 
 

@@ -18,7 +18,9 @@ from frpt_runtime.cli_common import (
     BundleOpt,
     DebugOpt,
     DeviceOpt,
+    EngineOpt,
     JsonOpt,
+    OnnxOpt,
     PluginLibOpt,
     ProvidersOpt,
     VersionOpt,
@@ -26,12 +28,11 @@ from frpt_runtime.cli_common import (
     make_app,
     out_option,
     run_command,
+    split_providers,
 )
 
 __all__ = ["embed_app", "verify_app"]
 
-OnnxOpt = Annotated[Path | None, typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
-EngineOpt = Annotated[Path | None, typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
 
 embed_app = make_app(
     "frpt-embed", help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed)."
@@ -39,10 +40,6 @@ embed_app = make_app(
 EMBED_EXAMPLE = "Example: frpt-embed photos/ --onnx model.onnx --batch-size 32 -o emb/ --verify"
 verify_app = make_app("frpt-verify", help="Prove a model's parity with PyTorch on this box from its reference bundle.")
 VERIFY_EXAMPLE = "Example: frpt-verify model.plan --bundle model.ref.npz"
-
-
-def _providers(text: str | None) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 @embed_app.command(no_args_is_help=True, epilog=EMBED_EXAMPLE)
@@ -69,7 +66,7 @@ def embed(
         from frpt_runtime.embed_job import EmbedJob, run_embed_job
 
         job = EmbedJob(
-            images_dir, onnx, engine, out, batch_size, workers, device, _providers(providers), plugin_lib, resume,
+            images_dir, onnx, engine, out, batch_size, workers, device, split_providers(providers), plugin_lib, resume,
             verify, bundle,
         )  # fmt: skip
         return emit_report(run_embed_job(job), as_json)
@@ -93,7 +90,7 @@ def verify(
     def body() -> int:
         from frpt_runtime.verify import verify_file
 
-        report = verify_file(model, bundle, device=device, providers=_providers(providers), plugin_lib=plugin_lib)
+        report = verify_file(model, bundle, device=device, providers=split_providers(providers), plugin_lib=plugin_lib)
         return emit_report(report, as_json)
 
     run_command(debug, body)

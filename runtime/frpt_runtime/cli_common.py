@@ -28,7 +28,9 @@ __all__ = [
     "BundleOpt",
     "DebugOpt",
     "DeviceOpt",
+    "EngineOpt",
     "JsonOpt",
+    "OnnxOpt",
     "PluginLibOpt",
     "ProvidersOpt",
     "VersionOpt",
@@ -36,6 +38,7 @@ __all__ = [
     "make_app",
     "out_option",
     "run_command",
+    "split_providers",
 ]
 
 EXIT_PARITY_FAILED = 1
@@ -57,6 +60,7 @@ EXTRA_OF_MODULE = {
     "onnxruntime": "onnxruntime",
     "tensorrt_rtx": "tensorrt-rtx",
     "cuda": "cuda",
+    "faiss": "search",
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -94,9 +98,16 @@ ProvidersOpt = Annotated[
         callback=_check_providers,
     ),
 ]
+OnnxOpt = Annotated[Path | None, typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
+EngineOpt = Annotated[Path | None, typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
 BundleOpt = Annotated[
     Path | None, typer.Option("--bundle", help="Reference bundle (default: MODEL.ref.npz beside the model).")
 ]
+
+
+def split_providers(text: str | None) -> tuple[str, ...]:
+    """``--providers cuda,cpu`` -> ``("cuda", "cpu")``."""
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 def out_option(help: str) -> Any:

@@ -58,15 +58,18 @@ def recall_at_k(
 def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """Recall@K of what ``frpt-embed`` wrote (``embeddings.npy`` + ``manifest.json``) in ``out_dir``.
 
-    An image's class is its folder relative to the embedded root (ImageFolder layout).
+    An image's class is its folder relative to the embedded root (ImageFolder layout). Scored through an exact
+    FAISS index (:func:`frpt_runtime.search.recall.indexed_recall_at_k`: the figures of :func:`recall_at_k`
+    without its ``[M, M]`` similarity matrix), so large galleries fit in memory.
 
     Returns:
         ``{"recall@K": ...}`` (K below the image count) plus ``"images"`` and ``"classes"``.
 
     Raises:
-        FrptError: missing or inconsistent files, fewer than two images, or fewer than two classes.
+        FrptError: missing or inconsistent files, fewer than two images, fewer than two classes, or no FAISS.
     """
     from frpt_runtime.manifest import EMBEDDINGS_FILE, read_manifest
+    from frpt_runtime.search.recall import indexed_recall_at_k
 
     manifest = read_manifest(out_dir)
     path = Path(out_dir) / EMBEDDINGS_FILE
@@ -85,7 +88,7 @@ def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) 
             "subfolders (ROOT/<class>/<image>); run frpt-embed on their parent folder"
         )
     labels = np.array([index[f] for f in folders])
-    result: dict[str, float] = dict(recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
+    result: dict[str, float] = dict(indexed_recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
     result.update(images=len(images), classes=len(index))
     return result
 
