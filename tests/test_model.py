@@ -132,7 +132,7 @@ def test_prepare_is_cast_then_nchw_then_normalise(tiny_config: FRPTConfig) -> No
 def test_small_input_refused() -> None:
     """One limit, defined in the config: the smallest size is accepted, one pixel less is refused."""
     assert FRPTConfig(input_size=MIN_INPUT_SIZE).input_size == MIN_INPUT_SIZE
-    with pytest.raises(ValueError, match=f"input_size must be >= {MIN_INPUT_SIZE}"):
+    with pytest.raises(ValueError, match=rf"input_size must be an integer in \[{MIN_INPUT_SIZE}, "):
         FRPTConfig(input_size=MIN_INPUT_SIZE - 1)
 
 
