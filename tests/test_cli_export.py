@@ -92,6 +92,31 @@ def test_parity_command_passes_and_fails_naming_the_sample(ckpts, exported):
     assert "FAILED: sample" in bad.stdout and "error: parity check failed: sample" in bad.stderr
 
 
+def test_parity_takes_precision_from_the_bundle_and_refuses_an_edited_export(ckpts, exported, tmp_path):
+    """Relabelling the export fp16 no longer buys the looser thresholds: the file is not the one its bundle names."""
+    import shutil
+
+    import onnx
+
+    from frpt_runtime.contract import bundle_path_for
+
+    _, good, _ = ckpts
+    _, out = exported
+    edited = tmp_path / "model.onnx"
+    shutil.copy(bundle_path_for(out), bundle_path_for(edited))
+    model = onnx.load(out)
+    for prop in model.metadata_props:
+        if prop.key == "frpt.precision":
+            prop.value = "fp16"
+    onnx.save(model, edited)
+    refused = _invoke("parity", "--ckpt", good, "--onnx", edited)
+    error = refused.stderr.splitlines()[-1]  # after the progress line
+    assert refused.exit_code == 2 and error.startswith("error: reference bundle was made for the model with sha256")
+    bundle_path_for(edited).unlink()
+    missing = _invoke("parity", "--ckpt", good, "--onnx", edited, "--images", tmp_path)
+    assert missing.exit_code == 2 and "reference bundle" in missing.stderr and "not found" in missing.stderr
+
+
 def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_path):
     try:
         import_tensorrt(BUILDER_HINT)

@@ -5,6 +5,7 @@ warps) is exported once per variant for the whole module; everything runs on ONN
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -157,6 +158,18 @@ def test_graph_io_cast_first_and_metadata(exports, model):
         assert facts.plugin_required == (lowering == "plugin")
         onnx.checker.check_model(proto)
         assert ExportReport.from_dict(json.loads(report.to_json())) == report
+
+
+def test_bundles_are_bound_to_their_export(exports):
+    """Each bundle names its exported file (sha256), precision and lowering: the bundles of one model's exports
+    were byte-identical and named nothing (issue 9)."""
+    from frpt_runtime.onnx_files import model_sha256
+
+    for (lowering, precision), report in exports.items():
+        bundle = load_bundle(report.bundle_path)
+        assert bundle.model_sha256 == model_sha256(report.onnx_path)
+        assert (bundle.precision, bundle.lowering) == (precision, lowering)
+    assert len({Path(report.bundle_path).read_bytes() for report in exports.values()}) == len(exports)
 
 
 def test_polygraphy_files_load_back(exports):

@@ -134,7 +134,7 @@ def test_small_input_refused_for_new_models_only(synthetic_root) -> None:
     from frpt.train import TrainSettings, train
 
     assert FRPTConfig(input_size=48).input_size == 48
-    with pytest.raises(ValueError, match="input_size must be >= 1"):
+    with pytest.raises(ValueError, match=r"input_size must be an integer in \[1, "):
         FRPTConfig(input_size=0)
     with pytest.raises(FrptError, match=f"below the smallest trainable size {MIN_INPUT_SIZE}"):
         train(FRPTConfig(input_size=MIN_INPUT_SIZE - 1), synthetic_root, TrainSettings(epochs=1), random_init=True)

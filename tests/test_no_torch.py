@@ -78,7 +78,7 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
     env = _env(tmp_path)
     model = tmp_path / "toy.onnx"
     weights = make_toy_onnx(model)
-    toy_bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights, model)
     folder = make_image_folder(tmp_path / "images", good=4)
     out = tmp_path / "out"
     embed = subprocess.run(
@@ -108,7 +108,7 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
 
     plugin = tmp_path / "plugin.onnx"  # the custom node runs through the runtime's numpy op: no torch needed
     weights = make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
-    toy_bundle(plugin.with_name("plugin.ref.npz"), weights)
+    toy_bundle(plugin.with_name("plugin.ref.npz"), weights, plugin)
     verified = subprocess.run(
         [_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120
     )

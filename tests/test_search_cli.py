@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -143,11 +144,15 @@ def test_bad_input_is_one_line_exit_2(demo: dict[str, Path], tmp_path: Path) -> 
     shutil.copytree(demo["emb"], narrow)
     np.save(narrow / "embeddings.npy", np.load(narrow / "embeddings.npy")[:, :4].copy())
     manifest = json.loads((narrow / "manifest.json").read_text())
-    (narrow / "manifest.json").write_text(json.dumps({**manifest, "embedding_dim": 4}))
+    narrow_sha = hashlib.sha256((narrow / "embeddings.npy").read_bytes()).hexdigest()
+    consistent = {**manifest, "embedding_dim": 4, "embeddings_sha256": narrow_sha}
+    (narrow / "manifest.json").write_text(json.dumps(consistent))
     _fails(search_app, [str(narrow), "--index", str(index)], "but the index holds D=8")
     _fails(index_app, ["build", str(demo["emb"]), str(narrow), "-o", str(tmp_path / "y.index")], "D=4 vs")
-    (narrow / "manifest.json").write_text(json.dumps(manifest))  # manifest says D=8, rows are D=4
-    _fails(index_app, ["build", str(narrow), "-o", str(tmp_path / "z.index")], "but the manifest says float32 D=8")
+    (narrow / "manifest.json").write_text(json.dumps({**manifest, "embeddings_sha256": narrow_sha}))  # says D=8
+    _fails(index_app, ["build", str(narrow), "-o", str(tmp_path / "z.index")], "as manifest.json says")
+    (narrow / "manifest.json").write_text(json.dumps(manifest))  # rows replaced behind the manifest's back
+    _fails(index_app, ["build", str(narrow), "-o", str(tmp_path / "w.index")], "sha256 differs")
     _fails(
         index_app,
         ["build", str(demo["emb"]), "-o", str(tmp_path / "p.index"), "--kind", "hnsw", "--param", "ef"],

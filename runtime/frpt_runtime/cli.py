@@ -54,6 +54,10 @@ def embed(
     providers: ProvidersOpt = None,
     plugin_lib: PluginLibOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Follow symlinked folders and symlinks leaving IMAGES_DIR."),
+    ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="First prove parity on the reference bundle.")] = False,
     bundle: BundleOpt = None,
     as_json: JsonOpt = False,
@@ -67,7 +71,7 @@ def embed(
 
         job = EmbedJob(
             images_dir, onnx, engine, out, batch_size, workers, device, split_providers(providers), plugin_lib, resume,
-            verify, bundle,
+            verify, bundle, follow_symlinks,
         )  # fmt: skip
         return emit_report(run_embed_job(job), as_json)
 

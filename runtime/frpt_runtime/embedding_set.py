@@ -1,12 +1,12 @@
 """Read one ``frpt-embed`` output folder as a checked set of rows: what the search index is built from.
 
 An output folder holds ``embeddings.npy`` (float32 ``[M, D]``, row ``i`` = ``manifest["images"][i]``) and
-``manifest.json`` (see :mod:`frpt_runtime.manifest`). :func:`read_embedding_set` is the one reader the search
-code uses; it checks that the pair agrees (format, row count, width, dtype, finite values) in
-:func:`_load_rows`, the single place where every check of ``embeddings.npy`` against its manifest lives.
+``manifest.json`` (see :mod:`frpt_runtime.manifest`). :func:`read_embedding_set` reads the pair through
+:func:`frpt_runtime.manifest.read_embeddings`, the one reader that checks it (the manifest's sha256 of
+``embeddings.npy``, row count, width, dtype, finite values), and adds what the index needs: absolute paths, labels.
 
 A row's *label* is the image's folder relative to the embedded root (the ImageFolder convention, as
-:mod:`frpt.metrics` scores it): ``birds/041/x.jpg`` under root ``birds`` has label ``041``; an image directly
+:mod:`frpt_runtime.metrics` scores it): ``birds/041/x.jpg`` under root ``birds`` has label ``041``; an image directly
 in the root has label ``.``.
 """
 
@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import numpy as np
 
-from frpt_runtime.errors import FrptError
-from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, read_manifest
+from frpt_runtime.manifest import MANIFEST_FILE, read_embeddings
 
 __all__ = ["EmbeddingSet", "image_label", "is_embedding_folder", "read_embedding_set"]
 
@@ -70,56 +68,18 @@ class EmbeddingSet:
 
 
 def read_embedding_set(folder: str | os.PathLike[str]) -> EmbeddingSet:
-    """Load ``folder/embeddings.npy`` + ``folder/manifest.json`` and check that they agree.
-
-    Args:
-        folder: an ``frpt-embed`` output folder.
-
-    Returns:
-        The :class:`EmbeddingSet`.
+    """Load ``folder``'s ``embeddings.npy`` + ``manifest.json`` through the one checked reader
+    (:func:`frpt_runtime.manifest.read_embeddings`: hash, shape, dtype, finite rows).
 
     Raises:
-        FrptError: a missing or foreign manifest, a manifest without root / images / model hash, an unreadable
-            ``embeddings.npy``, or rows that do not match the manifest (count, width, dtype, NaN/Inf).
+        FrptError: a missing, foreign, mismatched or malformed pair.
     """
     out = Path(folder)
-    manifest = read_manifest(out)
-    images = manifest.get("images")
-    model = manifest.get("model")
-    root = manifest.get("root")
-    if (
-        not isinstance(images, list)
-        or not all(isinstance(item, str) for item in images)
-        or not isinstance(root, str)
-        or not isinstance(model, dict)
-        or not isinstance(model.get("sha256"), str)
-    ):
-        raise FrptError(f"{out / MANIFEST_FILE} lacks images / root / model.sha256: re-run frpt-embed to rewrite it")
+    rows, manifest = read_embeddings(out)
     return EmbeddingSet(
         folder=out,
-        root=Path(root),
-        images=list(images),
-        embeddings=_load_rows(out, manifest),
-        model_sha256=model["sha256"],
+        root=Path(manifest["root"]),
+        images=list(manifest["images"]),
+        embeddings=rows,
+        model_sha256=manifest["model"]["sha256"],
     )
-
-
-def _load_rows(out: Path, manifest: dict[str, Any]) -> np.ndarray:
-    """``embeddings.npy`` of ``out``, verified against ``manifest`` (every check of the pair is made here)."""
-    path = out / EMBEDDINGS_FILE
-    try:
-        rows = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FrptError(f"cannot read {path} ({type(exc).__name__}): run frpt-embed to write it") from None
-    images = manifest["images"]
-    dim = manifest.get("embedding_dim")
-    if not isinstance(rows, np.ndarray) or rows.ndim != 2 or rows.shape[0] != len(images):
-        raise FrptError(f"{path} has shape {getattr(rows, 'shape', None)} but the manifest lists {len(images)} images")
-    if rows.dtype != np.float32 or (dim is not None and rows.shape[1] != dim):
-        raise FrptError(
-            f"{path} is {rows.dtype} [{rows.shape[0]}, {rows.shape[1]}] but the manifest says float32 D={dim}: "
-            "re-run frpt-embed"
-        )
-    if not np.isfinite(rows).all():
-        raise FrptError(f"{path} holds NaN or Inf rows: re-run frpt-embed (and frpt-verify the model)")
-    return rows

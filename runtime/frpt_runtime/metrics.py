@@ -66,20 +66,16 @@ def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) 
         ``{"recall@K": ...}`` (K below the image count) plus ``"images"`` and ``"classes"``.
 
     Raises:
-        FrptError: missing or inconsistent files, fewer than two images, fewer than two classes, or no FAISS.
+        FrptError: missing, mismatched or malformed files (:func:`frpt_runtime.manifest.read_embeddings`), fewer
+            than two images, fewer than two classes, or no FAISS.
     """
-    from frpt_runtime.manifest import EMBEDDINGS_FILE, read_manifest
+    from frpt_runtime.manifest import read_embeddings
     from frpt_runtime.search.recall import indexed_recall_at_k
 
-    manifest = read_manifest(out_dir)
-    path = Path(out_dir) / EMBEDDINGS_FILE
-    try:
-        embeddings = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FrptError(f"cannot read {path} ({type(exc).__name__}): run frpt-embed to write it") from None
-    images = manifest.get("images", [])
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(images) or len(images) < 2:
-        raise FrptError(f"{path} has shape {embeddings.shape} but the manifest lists {len(images)} images")
+    embeddings, manifest = read_embeddings(out_dir)  # the checked pair (hash, shape, finite values)
+    images = manifest["images"]
+    if len(images) < 2:
+        raise FrptError(f"{out_dir} holds {len(images)} embedded images: Recall@K needs at least two")
     folders = [PurePosixPath(p).parent.as_posix() for p in images]
     index = {name: i for i, name in enumerate(sorted(set(folders)))}
     if len(index) < 2:  # every image its own class's only neighbour: Recall@K would read 100 % and mean nothing

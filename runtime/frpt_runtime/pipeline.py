@@ -9,6 +9,9 @@ resumed at chunk ``k`` feeds the model exactly the batches an uninterrupted run 
 Threads decode (PIL releases the GIL while decoding and resizing); a feeder thread keeps at most
 ``workers * 4`` decodes in flight and assembles chunks in order into a queue of ``depth`` batches, so
 decoding overlaps the backend's copy + compute of earlier batches.
+
+PIL's ``DecompressionBombWarning`` is silenced here, once: the decoder's own pixel budget decides which files
+are too large (they are skipped and listed with the reason), so PIL's warning on stderr says nothing new.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,10 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from frpt_runtime.images import ImageDecodeError, load_image
 
 __all__ = ["Batch", "BatchPipeline"]
+
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass

@@ -10,7 +10,13 @@ numpy op of :mod:`frpt_runtime.custom_ops` (onnxruntime-extensions), registered 
 
 Devices (:mod:`frpt_runtime.devices`): ``auto``/``cpu`` run the CPU provider unless ``--providers`` names
 others; ``cuda[:N]`` defaults the providers to CUDA on GPU ``N``; a GPU device with only the CPU provider, or
-``cpu`` with a GPU provider, is refused.
+``cpu`` with a GPU provider, is refused, and so is a GPU ordinal this box does not have (where cuda-python can
+count the GPUs; elsewhere ONNX Runtime's own error is passed on in one line).
+
+Before the session sees the file, its external data is checked and hashed with it
+(:func:`frpt_runtime.onnx_files.model_sha256`). The batch is capped at :func:`max_batch_for` images: a batch
+holds ``batch x S x S`` input pixels and the activations grow with it, while a CPU gains nothing from batches
+past a few dozen (``--batch-size 5000`` was killed by the OOM killer at 23 GB).
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, ExportMetadata
 from frpt_runtime.custom_ops import CUSTOM_OP_NAME, register_custom_ops, take_op_error
 from frpt_runtime.devices import PROVIDER_NAMES, Device, parse_device
-from frpt_runtime.engine_sidecar import sha256_file
 from frpt_runtime.errors import FrptError
+from frpt_runtime.onnx_files import model_sha256
 
-__all__ = ["PROVIDER_ALIASES", "OnnxRuntimeBackend", "resolve_providers"]
+__all__ = ["BATCH_PIXEL_BUDGET", "PROVIDER_ALIASES", "OnnxRuntimeBackend", "max_batch_for", "resolve_providers"]
+
+# Input pixels per batch: 256 images at 224 px (64 at 448 px, 3136 at 64 px).
+BATCH_PIXEL_BUDGET = 256 * 224 * 224
 
 _FULL_NAMES = (
     "CPUExecutionProvider",
@@ -39,6 +48,28 @@ _FULL_NAMES = (
 )
 PROVIDER_ALIASES = dict(zip(PROVIDER_NAMES, _FULL_NAMES, strict=True))
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def max_batch_for(input_size: int) -> int:
+    """The largest batch the ONNX Runtime backend takes for ``S = input_size``: ``BATCH_PIXEL_BUDGET // S**2``."""
+    return max(1, BATCH_PIXEL_BUDGET // (input_size * input_size))
+
+
+def _check_gpu_ordinal(device: Device, providers: list[Any]) -> None:
+    """Refuse ``cuda:N`` past the GPUs present, when a GPU provider is used and cuda-python can count them."""
+    if not any(isinstance(item, tuple) for item in providers):
+        return
+    from frpt_runtime import cuda_memory
+
+    try:
+        count = cuda_memory.device_count()
+    except FrptError:  # no cuda-python or no driver here: ONNX Runtime reports the device itself
+        return
+    if device.ordinal >= count:
+        raise FrptError(
+            f"--device {device}: CUDA device {device.ordinal} does not exist ({count} present): "
+            f"pass --device cuda:0..{count - 1}"
+        )
 
 
 def _import_onnxruntime() -> Any:
@@ -103,15 +134,20 @@ class OnnxRuntimeBackend(Backend):
     def _activate(self) -> ModelInfo:
         ort = _import_onnxruntime()
         providers = resolve_providers(self.providers, ort.get_available_providers(), self.device)
+        _check_gpu_ordinal(self.device, providers)
+        digest = model_sha256(self.path)  # checks the external data before ONNX Runtime opens any of it
         self._session = self._create_session(ort, providers)
         metadata = ExportMetadata.from_props(dict(self._session.get_modelmeta().custom_metadata_map), self.path)
+        size = metadata.config.input_size
         return ModelInfo(
             path=self.path,
-            sha256=sha256_file(self.path),
+            sha256=digest,
             backend=self.name,
             metadata=metadata,
-            embedding_dim=self._embedding_dim(metadata.config.input_size),
+            embedding_dim=self._embedding_dim(size),
+            max_batch=max_batch_for(size),
             detail=(("providers", ",".join(self._session.get_providers())), ("onnxruntime", ort.__version__)),
+            batch_hint=f" (the ONNX Runtime cap at {size} px: larger batches gain nothing and can exhaust memory)",
         )
 
     def _embedding_dim(self, size: int) -> int:

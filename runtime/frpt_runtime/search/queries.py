@@ -25,7 +25,7 @@ import numpy as np
 from frpt_runtime.backends.base import Backend
 from frpt_runtime.embedding_set import EmbeddingSet, image_label, is_embedding_folder, read_embedding_set
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import IMAGE_EXTENSIONS, list_images
+from frpt_runtime.image_files import IMAGE_EXTENSIONS, list_images
 from frpt_runtime.pipeline import BatchPipeline
 
 __all__ = ["QueryImage", "QuerySet", "collect_queries", "embed_images"]

@@ -1,6 +1,6 @@
 """The JSON sidecar ``<index>.json`` of a search index: its path, its format, and the checks of its fields.
 
-The sidecar is what makes an index file trustworthy (DESIGN.md §3, integrity): it names the format, the
+The sidecar is what makes an index file trustworthy (docs/design.md §5, integrity): it names the format, the
 toolkit and FAISS versions, the kind and its parameters, the dimension and row count, the sha256 of the
 model whose embeddings the rows are, the sha256 of the index file, every row's image path and label, and
 the recall measured against exact search. :meth:`frpt_runtime.search.index.Index.load` compares the index file
