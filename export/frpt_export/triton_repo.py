@@ -346,7 +346,9 @@ def _notes(job: TritonJob, served: _Served, bundle_copied: bool) -> list[str]:
     if side is not None and side.trt_flavour == "tensorrt_rtx":
         notes.append(
             f"built with TensorRT-RTX {side.trt_version}: Triton's TensorRT backend loads full TensorRT plans only; "
-            "rebuild it in the Triton container (frpt-export trt --onnx MODEL.onnx) and replace 1/model.plan"
+            "rebuild it with the TensorRT of your Triton release (frpt-export trt --onnx MODEL.onnx where that "
+            "TensorRT is installed, or trtexec in NVIDIA's TensorRT container of the same release) and replace "
+            "1/model.plan"
         )
     elif side is not None:
         notes.append(
