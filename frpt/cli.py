@@ -107,7 +107,7 @@ def train_command(
             backbone_weights, random_init, dpp_variant.value, pooling.value, cah_reduction, embedding_dim,
             label_smoothing, evaluate, device,
         )  # fmt: skip
-        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json)
+        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json, "frpt-train")
 
     run_command(debug, body)
 
@@ -136,7 +136,9 @@ def eval_command(
         from frpt.jobs import EvalJob, run_eval_job
 
         return emit_report(
-            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)), as_json
+            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)),
+            as_json,
+            "frpt-eval",
         )
 
     run_command(debug, body)
