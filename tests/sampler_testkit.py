@@ -1,7 +1,7 @@
 """Test kit of the sampler: ctypes bindings of its C ABI, build commands and test inputs (numpy only).
 
-Used by ``tests/test_kernel_*.py``, ``tests/test_plugin_contract.py`` and ``benchmarks/bench_sampler_kernels.py``;
-imports neither torch nor CUDA.
+Used by ``tests/test_kernel_*.py``, ``tests/test_plugin_contract.py``, ``tests/test_plugin_autoload.py`` and
+``benchmarks/bench_sampler_kernels.py``; imports neither torch nor CUDA.
 
 Three libraries share one parameter struct (``frpt::SampleParams`` in ``inhomogeneousSampleMath.h``):
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,15 +81,16 @@ def torch_cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-_SHARED_BUILDS: dict[str, Path] = {}
+_SHARED_BUILDS: dict[tuple[str, ...], Path] = {}
 
 
-def shared_build(builder: Callable[[Path], Path], tmp_path_factory) -> Path:
-    """``builder(<fresh temp dir>)`` once per test session (pytest's ``tmp_path_factory``); later calls reuse it."""
-    name = builder.__name__
-    if name not in _SHARED_BUILDS:
-        _SHARED_BUILDS[name] = builder(tmp_path_factory.mktemp(name))
-    return _SHARED_BUILDS[name]
+def shared_build(builder: Callable[..., Path], tmp_path_factory, *args: object) -> Path:
+    """``builder(<fresh temp dir>, *args)`` once per test session (pytest's ``tmp_path_factory``); later calls with
+    the same arguments reuse it."""
+    key = (builder.__name__, *map(str, args))
+    if key not in _SHARED_BUILDS:
+        _SHARED_BUILDS[key] = builder(tmp_path_factory.mktemp(builder.__name__), *args)
+    return _SHARED_BUILDS[key]
 
 
 def build_host_library(out_dir: Path) -> Path:
@@ -233,6 +235,69 @@ def smooth_images(n: int, c: int, hw: tuple[int, int], rng: np.random.Generator,
     ]
     coarse = rng.uniform(0.0, 1.0, (n, c, cells + 1, cells + 1))
     return np.einsum("hy,ncyx,wx->nchw", axes[0], coarse, axes[1]).astype(np.float32)
+
+
+def tensorrt_include_dirs() -> list[Path]:
+    """TensorRT header directories to test against (those holding NvInferRuntime.h): ``$FRPT_TRT_INCLUDE``
+    (``os.pathsep``-separated), else ``$TensorRT_ROOT/include``, else the checkout's ignored ``.trt/*/include``."""
+    if os.environ.get("FRPT_TRT_INCLUDE"):
+        candidates = [Path(p) for p in os.environ["FRPT_TRT_INCLUDE"].split(os.pathsep) if p]
+    elif os.environ.get("TensorRT_ROOT"):  # noqa: SIM112 - CMake's own variable name
+        candidates = [Path(os.environ["TensorRT_ROOT"]) / "include"]  # noqa: SIM112
+    else:
+        candidates = sorted(PLUGIN_DIR.parent.glob(".trt/*/include"))
+    return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
+
+
+def header_version(include_dir: Path) -> tuple[int, int]:
+    """(major, minor) from NvInferVersion.h (10.x: NV_TENSORRT_MAJOR n; 11.x: TRT_MAJOR_ENTERPRISE n)."""
+    text = (include_dir / "NvInferVersion.h").read_text()
+    major, minor = (re.search(rf"#define (NV_TENSORRT|TRT)_{p}(_ENTERPRISE)? +(\d+)", text) for p in ("MAJOR", "MINOR"))
+    return int(major.group(3)), int(minor.group(3))
+
+
+#: What :func:`build_plugin_libraries` builds (the CMake targets of the plugin part).
+PLUGIN_TARGETS = ("frpt_plugins", "frpt_plugins_autoload", "pluginContractTest")
+
+
+def build_plugin_libraries(out_dir: Path, include_dir: Path) -> Path:
+    """CMake build of ``libfrpt_plugins.so``, ``libfrpt_plugins_autoload.so`` and ``pluginContractTest`` against
+    ``include_dir`` (sm_90 only, warnings are errors) into ``out_dir``; the log is kept in ``out_dir/build.log``.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        subprocess.CalledProcessError: configure or build failed (its ``output`` holds the log).
+    """
+    defines = {
+        "CMAKE_CUDA_ARCHITECTURES": "90",
+        "TensorRT_INCLUDE_DIR": str(include_dir),
+        "FRPT_WARNINGS_AS_ERRORS": "ON",
+        "CMAKE_BUILD_TYPE": "Release",
+    }
+    log = cmake_build(out_dir, defines, list(PLUGIN_TARGETS))
+    (Path(out_dir) / "build.log").write_text(log)
+    return Path(out_dir)
+
+
+def build_stub_nvinfer(out_dir: Path, include_dir: Path) -> Path:
+    """Compile the stub ``libnvinfer.so.<major>`` of ``plugins/tests/stubNvinfer.cpp`` against ``include_dir``.
+
+    Raises:
+        RuntimeError: no CUDA include folder (NvInferRuntime.h includes cuda_runtime_api.h).
+        subprocess.CalledProcessError: compilation failed (``stderr`` holds the compiler's messages).
+    """
+    cuda = cuda_include_dir()
+    if cuda is None:
+        raise RuntimeError("no CUDA include folder (cuda_runtime_api.h, which NvInferRuntime.h includes)")
+    major = header_version(include_dir)[0]
+    lib = Path(out_dir) / f"libnvinfer.so.{major}"
+    includes = ["-isystem", str(include_dir), "-isystem", str(cuda), "-I", str(PLUGIN_DIR), "-I", str(PLUGIN_TESTS_DIR)]
+    cmd = [host_compiler(), "-std=c++17", "-shared", "-fPIC", *WARNINGS, "-Werror", *includes]
+    cmd += [str(PLUGIN_TESTS_DIR / "stubNvinfer.cpp"), f"-Wl,-soname,libnvinfer.so.{major}", "-o", str(lib), "-ldl"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return lib
 
 
 def cmake_build(build_dir: Path, defines: dict[str, str], targets: list[str]) -> str:

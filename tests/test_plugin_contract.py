@@ -15,14 +15,15 @@ per module; then:
 * a library built for one TensorRT major is refused under the other, and a second copy is named as such.
 
 Header directories: ``$FRPT_TRT_INCLUDE`` (``os.pathsep``-separated), else ``$TensorRT_ROOT/include``, else the
-checkout's ignored ``.trt/*/include`` (TensorRT 10.3 and 11.1 headers on this team's machines). Needs nvcc and
-cmake; skips with the reason otherwise. One CUDA architecture (sm_90) keeps the build short. No libnvinfer needed.
+checkout's ignored ``.trt/*/include`` (TensorRT 10.3 and 11.1 headers on this team's machines;
+``sampler_testkit.tensorrt_include_dirs``). Needs nvcc and cmake; skips with the reason otherwise. One CUDA
+architecture (sm_90) keeps the build short; the builds are shared with ``tests/test_plugin_autoload.py``. No
+libnvinfer needed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,6 @@ from pathlib import Path
 import pytest
 import sampler_testkit as kit
 
-REPO = Path(__file__).resolve().parents[1]
 EXPORTS = {
     "getCreators",
     "setLoggerFinder",
@@ -40,27 +40,7 @@ EXPORTS = {
     "frptPluginTensorRTVersion",
     "frptLoadIntoRegistry",
 }
-
-
-def tensorrt_include_dirs() -> list[Path]:
-    """TensorRT header directories to test against (those holding NvInferRuntime.h)."""
-    if os.environ.get("FRPT_TRT_INCLUDE"):
-        candidates = [Path(p) for p in os.environ["FRPT_TRT_INCLUDE"].split(os.pathsep) if p]
-    elif os.environ.get("TensorRT_ROOT"):  # noqa: SIM112 - CMake's own variable name
-        candidates = [Path(os.environ["TensorRT_ROOT"]) / "include"]  # noqa: SIM112
-    else:
-        candidates = sorted(REPO.glob(".trt/*/include"))
-    return [p for p in candidates if (p / "NvInferRuntime.h").is_file()]
-
-
-def header_version(include_dir: Path) -> tuple[int, int]:
-    """(major, minor) from NvInferVersion.h (10.x: NV_TENSORRT_MAJOR n; 11.x: TRT_MAJOR_ENTERPRISE n)."""
-    text = (include_dir / "NvInferVersion.h").read_text()
-    major, minor = (re.search(rf"#define (NV_TENSORRT|TRT)_{p}(_ENTERPRISE)? +(\d+)", text) for p in ("MAJOR", "MINOR"))
-    return int(major.group(3)), int(minor.group(3))
-
-
-_DIRS = tensorrt_include_dirs()
+_DIRS = kit.tensorrt_include_dirs()
 _IDS = [p.parent.name for p in _DIRS]
 _MISSING = [tool for tool, found in (("nvcc", shutil.which("nvcc")), ("cmake", kit.dev_tool("cmake"))) if not found]
 pytestmark = [
@@ -73,25 +53,16 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def plugin_build(tmp_path_factory: pytest.TempPathFactory):
-    """include dir -> CMake build dir with libfrpt_plugins.so and pluginContractTest."""
-    builds: dict[Path, Path] = {}
+    """include dir -> CMake build dir with libfrpt_plugins.so, libfrpt_plugins_autoload.so and pluginContractTest
+    (one build per header set and test session, shared with tests/test_plugin_autoload.py)."""
 
     def build(include_dir: Path) -> Path:
-        if include_dir not in builds:
-            out = tmp_path_factory.mktemp(f"plugin-{include_dir.parent.name}")
-            defines = {
-                "CMAKE_CUDA_ARCHITECTURES": "90",
-                "TensorRT_INCLUDE_DIR": str(include_dir),
-                "FRPT_WARNINGS_AS_ERRORS": "ON",
-                "CMAKE_BUILD_TYPE": "Release",
-            }
-            try:
-                log = kit.cmake_build(out, defines, ["frpt_plugins", "pluginContractTest"])
-            except subprocess.CalledProcessError as e:
-                pytest.fail(f"plugin build failed against {include_dir}:\n{e.output[-6000:]}")
-            assert "TensorRT headers: " + str(include_dir) in log
-            builds[include_dir] = out
-        return builds[include_dir]
+        try:
+            out = kit.shared_build(kit.build_plugin_libraries, tmp_path_factory, include_dir)
+        except subprocess.CalledProcessError as e:
+            pytest.fail(f"plugin build failed against {include_dir}:\n{e.output[-6000:]}")
+        assert "TensorRT headers: " + str(include_dir) in (out / "build.log").read_text()
+        return out
 
     return build
 
@@ -99,40 +70,14 @@ def plugin_build(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def stub_nvinfer(tmp_path_factory: pytest.TempPathFactory):
     """include dir -> a stub libnvinfer.so.<major> built from plugins/tests/stubNvinfer.cpp against those headers."""
-    stubs: dict[Path, Path] = {}
 
     def build(include_dir: Path) -> Path:
-        if include_dir not in stubs:
-            major = header_version(include_dir)[0]
-            cuda = kit.cuda_include_dir()
-            if cuda is None:
-                pytest.skip("no CUDA include folder (cuda_runtime_api.h, which NvInferRuntime.h includes)")
-            lib = tmp_path_factory.mktemp(f"stub-{include_dir.parent.name}") / f"libnvinfer.so.{major}"
-            cmd = [
-                kit.host_compiler(),
-                "-std=c++17",
-                "-shared",
-                "-fPIC",
-                *kit.WARNINGS,
-                "-Werror",
-                "-isystem",
-                str(include_dir),
-                "-isystem",
-                str(cuda),
-                "-I",
-                str(kit.PLUGIN_DIR),
-                "-I",
-                str(kit.PLUGIN_TESTS_DIR),
-                str(kit.PLUGIN_TESTS_DIR / "stubNvinfer.cpp"),
-                f"-Wl,-soname,libnvinfer.so.{major}",
-                "-o",
-                str(lib),
-                "-ldl",
-            ]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr[-6000:]
-            stubs[include_dir] = lib
-        return stubs[include_dir]
+        if kit.cuda_include_dir() is None:
+            pytest.skip("no CUDA include folder (cuda_runtime_api.h, which NvInferRuntime.h includes)")
+        try:
+            return kit.shared_build(kit.build_stub_nvinfer, tmp_path_factory, include_dir)
+        except subprocess.CalledProcessError as e:
+            pytest.fail(f"stub libnvinfer build failed against {include_dir}:\n{e.stderr[-6000:]}")
 
     return build
 
@@ -232,7 +177,7 @@ def test_registers_through_the_registry_of_a_locally_loaded_libnvinfer(
     plugin_build, stub_nvinfer, include_dir: Path, route: str
 ) -> None:
     plugin = plugin_build(include_dir) / "libfrpt_plugins.so"
-    major, minor = header_version(include_dir)
+    major, minor = kit.header_version(include_dir)
     result = run_loader(stub_nvinfer(include_dir), [plugin], route, f"{major}.{minor}.0.1")
     assert result["registered_by_dlopen"] == 0
     assert result["error"] is None, result["error"]
@@ -243,7 +188,7 @@ def test_registers_through_the_registry_of_a_locally_loaded_libnvinfer(
 
 def _majors() -> list[tuple[Path, Path]]:
     """(plugin headers, running headers) pairs of different majors."""
-    return [(a, b) for a in _DIRS for b in _DIRS if header_version(a)[0] != header_version(b)[0]]
+    return [(a, b) for a in _DIRS for b in _DIRS if kit.header_version(a)[0] != kit.header_version(b)[0]]
 
 
 @pytest.mark.skipif(len(_majors()) == 0, reason="needs TensorRT headers of two majors (e.g. 10.3 and 11.1)")
@@ -252,7 +197,7 @@ def _majors() -> list[tuple[Path, Path]]:
 def test_other_tensorrt_major_is_refused(plugin_build, stub_nvinfer, pair: tuple[Path, Path], route: str) -> None:
     built, running = pair
     plugin = plugin_build(built) / "libfrpt_plugins.so"
-    (bmaj, bmin), (rmaj, rmin) = header_version(built), header_version(running)
+    (bmaj, bmin), (rmaj, rmin) = kit.header_version(built), kit.header_version(running)
     result = run_loader(stub_nvinfer(running), [plugin], route, f"{rmaj}.{rmin}.0")
     message = result["error"] or ""
     assert f"built against TensorRT {bmaj}.{bmin} but this process runs TensorRT {rmaj}.{rmin}" in message, result

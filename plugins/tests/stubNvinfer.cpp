@@ -6,10 +6,12 @@
  *   g++ -std=c++17 -shared -fPIC -I <TensorRT include> -I plugins -I plugins/tests plugins/tests/stubNvinfer.cpp \
  *       -Wl,-soname,libnvinfer.so.10 -o libnvinfer.so.10 -ldl
  *
- * Exports what frpt_runtime.plugin_library uses from a real libnvinfer: getInferLibVersion (the headers' version) and
- * getPluginRegistry, whose loadLibrary is recordingRegistry.h's (dlopen with local scope, setLoggerFinder,
- * getCreators, register). For the tests only: stubLoadLibrary (what the Python bindings' IPluginRegistry.load_library
- * calls), stubHasCreator, stubNbCreators, stubNbLoaded / stubLoadedPath.
+ * Exports what frpt_runtime.plugin_library and libfrpt_plugins_autoload.so use from a real libnvinfer:
+ * getInferLibVersion (the headers' version), getPluginRegistry, whose loadLibrary is recordingRegistry.h's (dlopen
+ * with local scope, setLoggerFinder, getCreators, register), and getLogger (the logger the registry's finder also
+ * returns: it records every message and prints warnings and errors to stderr). For the tests only: stubLoadLibrary
+ * (what the Python bindings' IPluginRegistry.load_library calls), stubHasCreator, stubNbCreators, stubNbLoaded /
+ * stubLoadedPath, stubNbLogged / stubLogged.
  */
 #include "recordingRegistry.h"
 
@@ -17,21 +19,31 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 namespace
 {
 
-//! Prints the plugin's error messages, as TensorRT's default logger would.
+//! Records every message and prints warnings and errors, as TensorRT's default logger would.
 class StderrLogger final : public nvinfer1::ILogger
 {
 public:
     void log(Severity severity, nvinfer1::AsciiChar const* msg) noexcept override
     {
+        try
+        {
+            logged.emplace_back(msg);
+        }
+        catch (...)
+        {
+        }
         if (severity <= Severity::kWARNING)
         {
             std::fprintf(stderr, "[stub libnvinfer] %s\n", msg);
         }
     }
+    std::vector<std::string> logged;
 };
 
 class StderrLoggerFinder final : public nvinfer1::ILoggerFinder
@@ -39,11 +51,9 @@ class StderrLoggerFinder final : public nvinfer1::ILoggerFinder
 public:
     nvinfer1::ILogger* findLogger() override
     {
-        return &mLogger;
+        return &logger;
     }
-
-private:
-    StderrLogger mLogger;
+    StderrLogger logger;
 };
 
 StderrLoggerFinder gLoggerFinder;
@@ -59,6 +69,11 @@ extern "C" TENSORRTAPI int32_t getInferLibVersion() noexcept
 extern "C" TENSORRTAPI nvinfer1::IPluginRegistry* getPluginRegistry() noexcept
 {
     return &gRegistry;
+}
+
+extern "C" TENSORRTAPI nvinfer1::ILogger* getLogger() noexcept
+{
+    return &gLoggerFinder.logger;
 }
 
 extern "C"
@@ -92,5 +107,18 @@ extern "C"
     {
         bool const valid = index >= 0 && static_cast<size_t>(index) < gRegistry.loadedPaths.size();
         return valid ? gRegistry.loadedPaths[static_cast<size_t>(index)].c_str() : nullptr;
+    }
+
+    //! How many messages the logger received, and each one.
+    int32_t stubNbLogged()
+    {
+        return static_cast<int32_t>(gLoggerFinder.logger.logged.size());
+    }
+
+    char const* stubLogged(int32_t index)
+    {
+        std::vector<std::string> const& logged = gLoggerFinder.logger.logged;
+        bool const valid = index >= 0 && static_cast<size_t>(index) < logged.size();
+        return valid ? logged[static_cast<size_t>(index)].c_str() : nullptr;
     }
 }
