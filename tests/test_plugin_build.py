@@ -18,7 +18,13 @@ from frpt_export import plugin_build
 from frpt_export.cli import app
 from frpt_export.plugin_build import PluginBuildJob, build_plugin, condensed_error, plugin_source_dir
 from frpt_runtime.errors import FrptError
-from frpt_runtime.plugin_library import LIBRARY_NAME, default_locations, find_plugin_library, user_plugin_dir
+from frpt_runtime.plugin_library import (
+    AUTOLOAD_NAME,
+    LIBRARY_NAME,
+    default_locations,
+    find_plugin_library,
+    user_plugin_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = sorted(p.parent for p in REPO.glob(".trt/*/include") if (p / "NvInferRuntime.h").is_file())
@@ -133,6 +139,10 @@ def test_builds_where_the_runtime_looks_and_rebuilds_against_other_headers(tmp_p
         assert find_plugin_library() == library.resolve()
         exports = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True).stdout
         assert "getCreators" in exports and "frptLoadIntoRegistry" in exports
+        autoload = user_plugin_dir() / AUTOLOAD_NAME  # built beside it, from the same headers, for Triton
+        assert result["autoload"] == str(autoload) and autoload.is_file()
+        exports = subprocess.run(["nm", "-D", "--defined-only", str(autoload)], capture_output=True, text=True).stdout
+        assert "frptAutoloadStatus" in exports
         versions.append(result["tensorrt_headers"].rsplit("version ", 1)[1].rstrip(")"))
         assert _built_version(library) // 10000 == int(versions[-1].split(".")[0])
     assert len(set(versions)) == len(ROOTS)

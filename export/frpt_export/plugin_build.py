@@ -4,8 +4,10 @@ Torch-free and onnx-free, so a Jetson with only the base install runs it. The CM
 installed package (``frpt_export/plugin_sources``, which the wheel carries: ``setup.py``) or, in a checkout or an
 editable install, from ``plugins/``. The build folder (``-o``; default
 :func:`frpt_runtime.plugin_library.user_plugin_dir`, where the runtime's plugin search looks) keeps CMake's tree,
-so a second run rebuilds only what changed. Only ``libfrpt_plugins.so`` is built; ``cmake --build DIR --target
-pluginContractTest`` adds the C++ contract harness (plugins/README.md, Tests).
+so a second run rebuilds only what changed. It builds ``libfrpt_plugins.so`` and, beside it,
+``libfrpt_plugins_autoload.so`` (which registers it in hosts that only dlopen plugin libraries: Triton's
+``--backend-config=tensorrt,plugins=``, ``LD_PRELOAD``); ``cmake --build DIR --target pluginContractTest`` adds the
+C++ contract harness (plugins/README.md, Tests).
 
 Prerequisites, each a one-line error: CMake >= 3.22 (on ``PATH`` or beside this Python, as ``pip install cmake``
 puts it); nvcc (CMake's search: ``-DCMAKE_CUDA_COMPILER``, ``$CUDACXX``, ``$CUDA_PATH/bin``, ``$CUDA_HOME/bin``,
@@ -29,7 +31,7 @@ from typing import Any
 
 from frpt_runtime.errors import FrptError
 from frpt_runtime.output_paths import check_output_dir
-from frpt_runtime.plugin_library import ENV_VAR, LIBRARY_NAME, find_plugin_library, user_plugin_dir
+from frpt_runtime.plugin_library import AUTOLOAD_NAME, ENV_VAR, LIBRARY_NAME, find_plugin_library, user_plugin_dir
 
 __all__ = ["PluginBuildJob", "PluginBuildReport", "build_plugin", "plugin_source_dir"]
 
@@ -59,6 +61,7 @@ class PluginBuildReport:
     """The library built and whether the runtime finds it without being told."""
 
     library: str
+    autoload: str
     build_dir: str
     source_dir: str
     cmake: str
@@ -73,7 +76,7 @@ class PluginBuildReport:
         return dataclasses.asdict(self)
 
     def format(self) -> str:
-        """Two lines: the library, then how the runtime finds it."""
+        """Three lines: the library, its dlopen loader (Triton), then how the runtime finds it."""
         found = (
             "the runtime finds it (its default plugin search)"
             if self.found_by_runtime
@@ -81,7 +84,8 @@ class PluginBuildReport:
         )
         return (
             f"plugin  {self.library} (TensorRT headers {self.tensorrt_headers}; {self.cmake}; "
-            f"{self.seconds:.1f} s; sources {self.source_dir})\nuse     {found}"
+            f"{self.seconds:.1f} s; sources {self.source_dir})\nautoload {self.autoload} (for Triton: "
+            f"--backend-config=tensorrt,plugins={self.autoload})\nuse     {found}"
         )
 
 
@@ -155,7 +159,7 @@ def _configure_command(cmake: str, source: Path, out: Path, job: PluginBuildJob)
 
 
 def build_plugin(job: PluginBuildJob) -> PluginBuildReport:
-    """Configure and build ``libfrpt_plugins.so`` with CMake.
+    """Configure and build ``libfrpt_plugins.so`` and ``libfrpt_plugins_autoload.so`` with CMake.
 
     Returns:
         The :class:`PluginBuildReport`.
@@ -179,13 +183,16 @@ def build_plugin(job: PluginBuildJob) -> PluginBuildReport:
     log.write_text("", encoding="utf-8")
     configured = _run(_configure_command(cmake, source, out, job), log, "configuring the plugin with CMake")
     jobs = str(os.cpu_count() or 1)
-    _run([cmake, "--build", str(out), "--target", "frpt_plugins", "-j", jobs], log, f"building {LIBRARY_NAME}")
-    library = out / LIBRARY_NAME
-    if not library.is_file():
-        raise FrptError(f"CMake finished but {library} is not there (full log: {log})")
+    targets = ["--target", "frpt_plugins", "--target", "frpt_plugins_autoload"]
+    _run([cmake, "--build", str(out), *targets, "-j", jobs], log, f"building {LIBRARY_NAME} and {AUTOLOAD_NAME}")
+    library, autoload = out / LIBRARY_NAME, out / AUTOLOAD_NAME
+    for built in (library, autoload):
+        if not built.is_file():
+            raise FrptError(f"CMake finished but {built} is not there (full log: {log})")
     headers = re.search(r"TensorRT headers: (.+)", configured)
     return PluginBuildReport(
         library=str(library),
+        autoload=str(autoload),
         build_dir=str(out),
         source_dir=str(source),
         cmake=f"CMake {version}",

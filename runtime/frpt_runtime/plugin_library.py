@@ -36,8 +36,10 @@ from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from frpt_runtime.errors import FrptError
 
 __all__ = [
+    "AUTOLOAD_NAME",
     "ENV_VAR",
     "LIBRARY_NAME",
+    "built_tensorrt_version",
     "default_locations",
     "find_plugin_library",
     "load_plugin_library",
@@ -46,6 +48,8 @@ __all__ = [
 
 ENV_VAR = "FRPT_PLUGIN_LIB"
 LIBRARY_NAME = "libfrpt_plugins.so"
+# Built beside it (plugins/frptPluginsAutoload.h): registers it when dlopen'ed, for hosts that only dlopen (Triton).
+AUTOLOAD_NAME = "libfrpt_plugins_autoload.so"
 PLUGIN_ID = (PLUGIN_OP, PLUGIN_VERSION, PLUGIN_NAMESPACE)  # the registry's key: name, version, namespace
 _EXPORTS = ("getCreators", "frptPluginRegistered", "frptPluginTensorRTVersion", "frptLoadIntoRegistry")
 # frptLoadIntoRegistry's results (frpt::kLOAD_* in inhomogeneousSamplePlugin.h).
@@ -184,6 +188,41 @@ def _register_with_libnvinfer(lib: Path, handle: ctypes.CDLL, built: tuple[int, 
         raise FrptError(f"TensorRT's plugin registry ({name}) did not register {lib} (loadLibrary failed; see its log)")
 
 
+def _open_plugin(lib: Path) -> tuple[ctypes.CDLL, tuple[int, int]]:
+    """The library loaded with local scope (only to read its exports; the registry loads it again), and the TensorRT
+    (major, minor) it was built against.
+
+    Raises:
+        FrptError: it cannot be loaded, or it is not the FRPT plugin library.
+    """
+    try:
+        handle = ctypes.CDLL(str(lib))
+    except OSError as e:
+        raise FrptError(
+            f"cannot load TensorRT plugin library {lib}: {e}; check that the CUDA runtime it was built against is on "
+            f"the library path, or rebuild it: {_BUILD_HINT}"
+        ) from e
+    missing = [name for name in _EXPORTS if not hasattr(handle, name)]
+    if missing:
+        raise FrptError(
+            f"{lib} is not the FRPT TensorRT plugin library of this toolkit (it exports no `{'`, `'.join(missing)}`); "
+            f"{_BUILD_HINT}"
+        )
+    handle.frptPluginRegistered.restype = ctypes.c_int32
+    handle.frptPluginTensorRTVersion.restype = ctypes.c_int32
+    return handle, _decode_version(handle.frptPluginTensorRTVersion())
+
+
+def built_tensorrt_version(path: str | os.PathLike) -> tuple[int, int]:
+    """(major, minor) of the TensorRT headers the plugin library at ``path`` was built against; registers nothing
+    (the library has no static registration), needs no TensorRT.
+
+    Raises:
+        FrptError: it cannot be loaded here, or it is not the FRPT plugin library.
+    """
+    return _open_plugin(Path(path).resolve())[1]
+
+
 def load_plugin_library(path: str | os.PathLike | None = None, *, trt: ModuleType | None = None) -> str:
     """Register ``InhomogeneousSample`` with TensorRT's plugin registry from the plugin library file.
 
@@ -211,22 +250,7 @@ def load_plugin_library(path: str | os.PathLike | None = None, *, trt: ModuleTyp
         return str(lib)
     if _loaded:
         raise _other_copy_error(lib, f"{next(iter(_loaded))} was registered first")
-    try:
-        handle = ctypes.CDLL(str(lib))  # local scope: only to read its exports; the registry loads it again
-    except OSError as e:
-        raise FrptError(
-            f"cannot load TensorRT plugin library {lib}: {e}; check that the CUDA runtime it was built against is on "
-            f"the library path, or rebuild it: {_BUILD_HINT}"
-        ) from e
-    missing = [name for name in _EXPORTS if not hasattr(handle, name)]
-    if missing:
-        raise FrptError(
-            f"{lib} is not the FRPT TensorRT plugin library of this toolkit (it exports no `{'`, `'.join(missing)}`); "
-            f"{_BUILD_HINT}"
-        )
-    handle.frptPluginRegistered.restype = ctypes.c_int32
-    handle.frptPluginTensorRTVersion.restype = ctypes.c_int32
-    built = _decode_version(handle.frptPluginTensorRTVersion())
+    handle, built = _open_plugin(lib)
     if trt is not None:
         _register_with_module(trt, lib, handle, built)
     else:
