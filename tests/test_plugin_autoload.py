@@ -13,6 +13,9 @@ registry implements ``loadLibrary`` as TensorRT documents it), with the CMake-bu
   ``libnvinfer.so.<major>`` from ``LD_LIBRARY_PATH`` itself, and the host's later load of that soname shares it.
 * **Polygraphy** ``--plugins``: Polygraphy's own ``LoadPlugins`` loader (``ctypes.CDLL``), with TensorRT imported
   first, and before TensorRT is imported (its ``run`` script loads plugins before the engine loader imports it).
+* **A Triton model repository** written by ``frpt-export triton`` for a plugin engine: its copy of the autoload
+  library, loaded as Triton's backend does, registers the repository's copy of the plugin library.
+* Double loads: the same library again (path, symlink), and ``frpt_runtime``'s loader before or after it.
 * Failures: no libnvinfer reachable, no ``libfrpt_plugins.so`` beside it, a library that is not the plugin, a
   TensorRT major mismatch of either library, a second copy; and the runtime's loader afterwards in the same process.
 """
@@ -29,6 +32,9 @@ from pathlib import Path
 
 import pytest
 import sampler_testkit as kit
+from runtime_toys import make_toy_onnx, toy_bundle, toy_plan
+
+from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 
 AUTOLOAD = "libfrpt_plugins_autoload.so"
 PLUGIN = "libfrpt_plugins.so"
@@ -66,13 +72,17 @@ def built(tmp_path_factory: pytest.TempPathFactory):
 # The host, in a fresh interpreter. spec: "before" / "after" libraries the host loads around the plugin load (its
 # TensorRT), "opener" of the autoload libraries ("dlopen": Triton's flags; "polygraphy": its LoadPlugins; "preloaded":
 # LD_PRELOAD did it), "nvinfer" the loaded libnvinfer whose registry is read (RTLD_NOLOAD: it must already be there),
-# "runtime" plugin libraries then handed to frpt_runtime's loader.
+# "runtime" plugin libraries then handed to frpt_runtime's loader ("runtime_first": before the autoload library).
 _HOST = r"""
 import ctypes, json, os, sys
 spec = json.loads(sys.argv[1])
 mode = {"local": os.RTLD_NOW | os.RTLD_LOCAL, "global": os.RTLD_NOW | os.RTLD_GLOBAL}
 for path, scope in spec.get("before", []):
     ctypes.CDLL(path, mode=mode[scope])
+if spec.get("runtime_first"):
+    from frpt_runtime.plugin_library import load_plugin_library
+    for path in spec["runtime_first"]:
+        load_plugin_library(path)
 if spec["opener"] == "polygraphy":
     from polygraphy.backend.trt import LoadPlugins
     LoadPlugins(plugins=spec["plugins"])()
@@ -97,7 +107,9 @@ if spec.get("runtime"):
 if spec.get("nvinfer"):
     stub = ctypes.CDLL(spec["nvinfer"], mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
     stub.stubLoadedPath.restype = stub.stubLogged.restype = ctypes.c_char_p
-    result["has_creator"] = stub.stubHasCreator(b"InhomogeneousSample", b"1", b"frpt")
+    from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION  # the creator's identity
+    identity = (PLUGIN_OP.encode(), PLUGIN_VERSION.encode(), PLUGIN_NAMESPACE.encode())
+    result["has_creator"] = stub.stubHasCreator(*identity)
     result["nb_creators"] = stub.stubNbCreators()
     result["load_library_paths"] = [stub.stubLoadedPath(i).decode() for i in range(stub.stubNbLoaded())]
     result["logged"] = [stub.stubLogged(i).decode() for i in range(stub.stubNbLogged())]
@@ -138,9 +150,8 @@ def assert_registered(result: dict, out: Path, stub: Path, include_dir: Path) ->
     assert status == REGISTERED, message
     major, minor = kit.header_version(include_dir)
     plugin = (out / PLUGIN).resolve()
-    assert message == f"{PREFIX}registered InhomogeneousSample/1/frpt from {plugin} with TensorRT {major}.{minor} " + (
-        f"({stub.resolve()})"
-    )
+    identity = f"{PLUGIN_OP}/{PLUGIN_VERSION}/{PLUGIN_NAMESPACE}"  # frpt_runtime.contract's
+    assert message == f"{PREFIX}registered {identity} from {plugin} with TensorRT {major}.{minor} ({stub.resolve()})"
     assert result["has_creator"] == 1 and result["nb_creators"] == 1
     assert result["load_library_paths"] == [str(plugin)], "registered through IPluginRegistry::loadLibrary"
     assert result["logged"] == [message], "reported through TensorRT's logger (getLogger), at kINFO"
@@ -280,3 +291,43 @@ def test_exports_only_the_query_and_links_no_libnvinfer(built, include_dir: Path
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic)
     assert needed and not [n for n in needed if "nvinfer" in n], needed
     assert not {"getPluginRegistry", "getInferLibVersion", "getLogger"} & _symbols(lib, "--undefined-only")
+
+
+@pytest.mark.parametrize("include_dir", _DIRS, ids=_IDS)
+def test_double_load_is_harmless(built, include_dir: Path, tmp_path: Path) -> None:
+    """The same autoload library opened again (by its path and through a symlink), and the runtime's loader before
+    it: one registration, one loadLibrary call, every status REGISTERED."""
+    out, stub = built(include_dir)
+    link = tmp_path / "link" / AUTOLOAD
+    link.parent.mkdir()
+    link.symlink_to(out / AUTOLOAD)
+    plugins = [str(out / AUTOLOAD), str(out / AUTOLOAD), str(link)]
+    spec = {"before": [[str(stub), "local"]], "opener": "dlopen", "plugins": plugins, "nvinfer": str(stub)}
+    result, lines = run_host({**spec, "runtime": [str(out / PLUGIN)]}, clean_env())
+    assert_registered(result, out, stub, include_dir)
+    assert len({tuple(entry) for entry in result["autoload"]}) == 1, "one initialiser run: the same object"
+    assert result["runtime"] == [str((out / PLUGIN).resolve())] and lines == []
+    result, lines = run_host({**spec, "runtime_first": [str(out / PLUGIN)]}, clean_env())
+    (status, message), *_ = result["autoload"]
+    assert status == REGISTERED and result["nb_creators"] == 1, message
+    assert result["load_library_paths"] == [str((out / PLUGIN).resolve())] and lines == []
+
+
+@pytest.mark.parametrize("include_dir", _DIRS, ids=_IDS)
+def test_triton_repository_libraries_register(built, include_dir: Path, tmp_path: Path) -> None:
+    """``frpt-export triton`` on a plugin engine, then Triton's load of the repository's autoload library (the
+    ``--backend-config=tensorrt,plugins=`` path it prints): the plugin registers from the repository's own copy."""
+    pytest.importorskip("onnx", reason="the toy plan's bundle is built from an ONNX graph (export extra)")
+    from frpt_export.triton_repo import TritonJob, write_triton_repository
+
+    out, stub = built(include_dir)
+    major, minor = kit.header_version(include_dir)
+    plan = toy_plan(tmp_path, plugin_required=True, trt_version=f"{major}.{minor}.0")
+    toy_bundle(tmp_path / "model.ref.npz", make_toy_onnx(tmp_path / "model.onnx"), tmp_path / "model.onnx")
+    report = write_triton_repository(TritonJob(plan, tmp_path / "repo", name="frpt", plugin_lib=out / PLUGIN))
+    model_dir = tmp_path / "repo" / "frpt"
+    assert report.serve_command.endswith(f"--backend-config=tensorrt,plugins=/models/frpt/{AUTOLOAD}")
+    spec = {"before": [[str(stub), "local"]], "opener": "dlopen", "plugins": [str(model_dir / AUTOLOAD)]}
+    result, lines = run_host({**spec, "nvinfer": str(stub)}, clean_env())
+    assert_registered(result, model_dir, stub, include_dir)
+    assert lines == []

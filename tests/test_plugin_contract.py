@@ -156,7 +156,8 @@ try:
         result["loaded"].append(load_plugin_library(plugin, trt=trt))
 except FrptError as e:
     result["error"] = str(e)
-result["has_creator"] = stub.stubHasCreator(b"InhomogeneousSample", b"1", b"frpt")
+from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION  # the creator's identity
+result["has_creator"] = stub.stubHasCreator(PLUGIN_OP.encode(), PLUGIN_VERSION.encode(), PLUGIN_NAMESPACE.encode())
 result["nb_creators"] = stub.stubNbCreators()
 result["load_library_paths"] = [stub.stubLoadedPath(i).decode() for i in range(stub.stubNbLoaded())]
 print(json.dumps(result))

@@ -1,15 +1,19 @@
 """``frpt-export triton``: the repository's ``config.pbtxt`` parses into Triton's own ``ModelConfig`` (tritonclient's
 ``model_config_pb2``) and matches the model: the ONNX graph's I/O, or a TensorRT-RTX plan's sidecar profile and the
-graph it was built from; refusals are one line and write nothing."""
+graph it was built from; a plugin engine gets both plugin libraries (CMake-built against each TensorRT header set)
+and the ``--backend-config`` line; refusals are one line and write nothing. That Triton's loading of those libraries
+registers the plugin is ``tests/test_plugin_autoload.py::test_triton_repository_libraries_register``."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import onnx
 import pytest
+import sampler_testkit as kit
 from onnx import TensorProto
 from runtime_toys import TOY_DIM, TOY_SIZE, make_toy_onnx, toy_bundle, toy_metadata, toy_plan
 from typer.testing import CliRunner
@@ -19,6 +23,7 @@ from frpt_export.triton_repo import OrtAccelerator, TritonJob, write_triton_repo
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, Lowering, Precision
 from frpt_runtime.engine_sidecar import read_sidecar, sha256_file
 from frpt_runtime.errors import FrptError
+from frpt_runtime.plugin_library import AUTOLOAD_NAME, LIBRARY_NAME
 
 model_config_pb2 = pytest.importorskip(
     "tritonclient.grpc.model_config_pb2", reason="tritonclient[grpc] not installed (the triton extra pins it)"
@@ -181,11 +186,12 @@ def test_refusals_are_one_line_and_write_nothing(toy: Path, tmp_path: Path) -> N
     _refused(TritonJob(plugin, out), "plugin-lowered: Triton's ONNX Runtime has no kernel")
     plans = tmp_path / "plans"
     for sub, changes, match in [
-        ("a", {"plugin_required": True}, "plain dlopen .* registers only through TensorRT's plugin registry"),
+        ("a", {"plugin_required": True}, "needs the FRPT TensorRT plugin and no libfrpt_plugins.so was found"),
         ("b", {"min_batch": 2}, "profile starts at batch 2: .*--min-batch 1"),
     ]:
         (plans / sub).mkdir(parents=True)
-        _refused(TritonJob(toy_plan(plans / sub, **changes), out), match)
+        plugin_lib = tmp_path / "none.so" if changes.get("plugin_required") else None  # not the default search's
+        _refused(TritonJob(toy_plan(plans / sub, **changes), out, plugin_lib=plugin_lib), match)
     (plans / "c").mkdir()
     plan = toy_plan(plans / "c")
     _refused(TritonJob(plan, out), "embedding width is read from its reference bundle")
@@ -218,3 +224,72 @@ def test_cli_json_convention_and_one_line_error(toy: Path, tmp_path: Path) -> No
     again = runner.invoke(app, ["triton", str(toy), "-o", str(out)])
     assert again.exit_code == 2 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
     assert os.listdir(out) == ["toy_fp16"]
+
+
+def _plugin_plan(folder: Path, trt_version: str = "10.3.0", plugin_required: bool = True) -> Path:
+    """A toy plan (needing the plugin unless told otherwise) built with ``trt_version``, with its bundle."""
+    folder.mkdir(parents=True)
+    plan = toy_plan(folder, plugin_required=plugin_required, trt_version=trt_version)
+    toy_bundle(folder / "model.ref.npz", make_toy_onnx(folder / "model.onnx"), folder / "model.onnx")
+    return plan
+
+
+def test_plugin_engine_refusals_are_one_line(toy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "repo"
+    plan = _plugin_plan(tmp_path / "plan")
+    _refused(TritonJob(plan, out, plugin_lib=tmp_path / "none.so"), "no libfrpt_plugins.so was found .*--plugin-lib")
+    fake = tmp_path / "fake" / LIBRARY_NAME
+    fake.parent.mkdir()
+    fake.write_bytes(b"not a shared library")
+    _refused(TritonJob(plan, out, plugin_lib=fake), f"{AUTOLOAD_NAME} is missing: Triton only dlopens plugin libraries")
+    (fake.parent / AUTOLOAD_NAME).write_bytes(b"not a shared library either")
+    _refused(TritonJob(plan, out, plugin_lib=fake), "cannot load TensorRT plugin library")
+    plain = _plugin_plan(tmp_path / "plain", plugin_required=False)
+    _refused(TritonJob(plain, out, plugin_lib=fake), "--plugin-lib is for plugin engines; .* needs no plugin")
+    _refused(TritonJob(toy, out, plugin_lib=fake), "--plugin-lib is for plugin engines \\(model.plan\\)")
+
+
+_INCLUDES = kit.tensorrt_include_dirs()
+_NO_BUILD = [
+    what
+    for what, found in (
+        ("nvcc", shutil.which("nvcc")),
+        ("cmake", kit.dev_tool("cmake")),
+        ("TensorRT headers (.trt/*/include, FRPT_TRT_INCLUDE)", _INCLUDES),
+        ("a CUDA include folder", kit.cuda_include_dir()),
+    )
+    if not found
+]
+
+
+@pytest.mark.skipif(bool(_NO_BUILD), reason=f"building the plugin libraries needs {', '.join(_NO_BUILD)}")
+@pytest.mark.parametrize("include_dir", _INCLUDES, ids=[p.parent.name for p in _INCLUDES])
+def test_plugin_engine_repository_carries_both_libraries_and_the_backend_config(
+    include_dir: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    build = kit.shared_build(kit.build_plugin_libraries, tmp_path_factory, include_dir)
+    major, minor = kit.header_version(include_dir)
+    plan, out = _plugin_plan(tmp_path / "plan", f"{major}.{minor}.0"), tmp_path / "repo"
+    args = ["triton", str(plan), "-o", str(out), "--name", "frpt", "--plugin-lib", str(build / LIBRARY_NAME), "--json"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    result, model_dir = json.loads(done.stdout)["result"], out / "frpt"
+    assert result["plugin_libraries"] == [str(model_dir / AUTOLOAD_NAME), str(model_dir / LIBRARY_NAME)]
+    assert sorted(os.listdir(model_dir)) == sorted(["1", "README.md", "config.pbtxt", AUTOLOAD_NAME, LIBRARY_NAME])
+    for name in (AUTOLOAD_NAME, LIBRARY_NAME):  # files, not a folder: Triton warns about non-numeric folders
+        assert (model_dir / name).read_bytes() == (build / name).read_bytes()
+    option = f"--backend-config=tensorrt,plugins=/models/frpt/{AUTOLOAD_NAME}"
+    assert result["serve_command"].endswith(f"tritonserver --model-repository=/models {option}")
+    config = parse_config(model_dir)  # config.pbtxt has no plugin field: it is the plain plan config
+    assert (config.platform, config.max_batch_size) == ("tensorrt_plan", 16)
+    readme = (model_dir / "README.md").read_text()
+    assert result["serve_command"] in readme
+    assert f"env LD_PRELOAD=/models/frpt/{AUTOLOAD_NAME} tritonserver --model-repository=/models\n" in readme
+    assert any(n.startswith("plugin engine: ") and f"TensorRT {major}.{minor}" in n for n in result["notes"])
+    other = 11 if major == 10 else 10  # the ABI guard, at export time: a plan of another TensorRT major
+    mismatched = _plugin_plan(tmp_path / "other", f"{other}.0.0")
+    _refused(
+        TritonJob(mismatched, tmp_path / "repo2", plugin_lib=build / LIBRARY_NAME),
+        rf"built against TensorRT {major}\.{minor} but .* was built with TensorRT {other}\.0\.0; .*"
+        rf"--tensorrt-root <TensorRT {other}\.x prefix>",
+    )

@@ -215,17 +215,19 @@ def triton(
         typer.Option("--ort-accelerator", help="ONNX on a GPU: ONNX Runtime's CUDA provider (none) or TensorRT's."),
     ] = OrtAccelerator.none,
     bundle: BundleOpt = None,
+    plugin_lib: PluginLibOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a Triton Inference Server model repository (config.pbtxt, 1/model.*, README.md) for MODEL."""
+    """Write a Triton Inference Server model repository (config.pbtxt, 1/model.*, README.md) for MODEL; a plugin
+    engine also gets libfrpt_plugins.so + libfrpt_plugins_autoload.so and the --backend-config line."""
 
     def body() -> int:
         from frpt_export.triton_repo import TritonJob, write_triton_repository
 
         job = TritonJob(
             model, out, name, max_batch, tuple(preferred_batch or ()), max_queue_delay, instances, device,
-            ort_accelerator, bundle,
+            ort_accelerator, bundle, plugin_lib,
         )  # fmt: skip
         return emit_report(write_triton_repository(job), as_json, "frpt-export triton")
 

@@ -5,6 +5,7 @@ Layout (Triton's model repository convention)::
     <out>/<name>/config.pbtxt          platform, max_batch_size, I/O, instance group, dynamic batching
     <out>/<name>/README.md             how to serve and query it, and what to check first
     <out>/<name>/1/model.onnx | model.plan  (+ model.plan.json, the engine sidecar; + model.ref.npz when present)
+    <out>/<name>/libfrpt_plugins.so, libfrpt_plugins_autoload.so   (a plugin engine only)
 
 The I/O comes from the contract (:mod:`frpt_runtime.contract`): ``images`` uint8 ``[N, S, S, 3]`` becomes
 ``TYPE_UINT8`` dims ``[S, S, 3]`` and ``embedding`` float32 ``[N, D]`` becomes ``TYPE_FP32`` dims ``[D]``, with the
@@ -12,11 +13,10 @@ batch axis carried by ``max_batch_size`` (Triton's convention). ``S`` is the exp
 ONNX graph's output width, or for a plan (which cannot be opened without a GPU) the reference bundle's. An ONNX
 file is checked against the contract before anything is written; a plan's ``max_batch_size`` is its profile's.
 
-Refused, each in one line naming what does work: a plugin-lowered graph (Triton's ONNX Runtime has no kernel for
-``frpt::InhomogeneousSample``) and a plugin engine (Triton's TensorRT backend loads plugin libraries with a plain
-``dlopen`` -- ``LD_PRELOAD`` or ``--backend-config=tensorrt,plugins=...`` -- which registers only plugins that
-register themselves on load; ``libfrpt_plugins.so`` registers only through TensorRT's registry,
-``plugins/README.md`` "Loading").
+A plugin engine gets the plugin library and its self-registering loader copied beside it, and the serve command
+gains ``--backend-config=tensorrt,plugins=/models/<name>/libfrpt_plugins_autoload.so`` (``config.pbtxt`` cannot
+name plugin libraries; :mod:`frpt_export.triton_plugin`). Refused in one line naming what does work: a
+plugin-lowered graph (Triton's ONNX Runtime has no kernel for ``frpt::InhomogeneousSample``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frpt_export.triton_plugin import TritonPlugin, backend_config, find_triton_plugin, ld_preload
 from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write
 from frpt_runtime.bundle import load_bundle
@@ -78,6 +79,8 @@ class TritonJob:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> instance kind (and GPU) of the instance group.
         ort_accelerator: ONNX on a GPU: ONNX Runtime's CUDA provider, or its TensorRT provider (FP32 / FP16).
         bundle: the reference bundle (default: beside the model); a plan's embedding width is read from it.
+        plugin_lib: a plugin engine's ``libfrpt_plugins.so`` (default: ``$FRPT_PLUGIN_LIB``, then the runtime's
+            search); ``libfrpt_plugins_autoload.so`` must be beside it (``frpt-export build-plugin`` builds both).
     """
 
     model: Path
@@ -90,6 +93,7 @@ class TritonJob:
     device: str = "auto"
     ort_accelerator: OrtAccelerator = OrtAccelerator.none
     bundle: Path | None = None
+    plugin_lib: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class _Served:
     profile_max: int | None
     preferred: tuple[int, ...]
     sidecar: EngineSidecar | None
+    plugin: TritonPlugin | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class TritonReport:
     accelerator: str | None
     serve_command: str
     notes: list[str] = field(default_factory=list)
+    plugin_libraries: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return True
@@ -137,6 +143,7 @@ class TritonReport:
             f"wrote   {self.config_path}, {self.model_file}, {Path(self.model_dir) / 'README.md'}",
             f"serve   {self.serve_command}",
         ]
+        lines += [f"plugin  {library}" for library in self.plugin_libraries]
         return "\n".join(lines + [f"note    {note}" for note in self.notes])
 
 
@@ -189,23 +196,15 @@ def _bundle_width(job: TritonJob, size: int) -> int:
     return int(bundle.embeddings.shape[1])
 
 
-def _plugin_refusal(model: Path) -> FrptError:
-    return FrptError(
-        f"{model} needs the FRPT TensorRT plugin, which Triton cannot load: its TensorRT backend loads plugin "
-        "libraries with a plain dlopen (LD_PRELOAD or --backend-config=tensorrt,plugins=...), and libfrpt_plugins.so "
-        "registers only through TensorRT's plugin registry (plugins/README.md, Loading); serve a standard-lowering "
-        "export (frpt-export onnx --lowering standard, then frpt-export trt)"
-    )
-
-
 def _served(job: TritonJob) -> _Served:
     """Read the model's facts (plan: its sidecar and bundle; ONNX: its metadata and I/O)."""
     if not job.model.is_file():
         raise FrptError(f"model file not found: {job.model}")
     if is_engine_path(job.model):
         sidecar = read_sidecar(job.model)
-        if sidecar.plugin_required:
-            raise _plugin_refusal(job.model)
+        if job.plugin_lib is not None and not sidecar.plugin_required:
+            raise FrptError(f"--plugin-lib is for plugin engines; {job.model} needs no plugin (drop the option)")
+        plugin = find_triton_plugin(job.plugin_lib, job.model, sidecar.trt_version) if sidecar.plugin_required else None
         if sidecar.min_batch > 1:
             raise FrptError(
                 f"{job.model}'s profile starts at batch {sidecar.min_batch}: Triton sends batches of 1 too; rebuild "
@@ -213,9 +212,10 @@ def _served(job: TritonJob) -> _Served:
             )
         size = sidecar.metadata.config.input_size
         preferred = tuple(sorted({sidecar.opt_batch, sidecar.max_batch}))
-        return _Served(
-            PLAN_PLATFORM, sidecar.metadata, size, _bundle_width(job, size), sidecar.max_batch, preferred, sidecar
-        )
+        width = _bundle_width(job, size)
+        return _Served(PLAN_PLATFORM, sidecar.metadata, size, width, sidecar.max_batch, preferred, sidecar, plugin)
+    if job.plugin_lib is not None:
+        raise FrptError("--plugin-lib is for plugin engines (model.plan); an ONNX model in Triton takes no plugin")
     from frpt_export.onnx_meta import read_graph_facts
 
     facts = read_graph_facts(job.model)
@@ -339,7 +339,7 @@ def config_text(config: dict[str, Any], source: Path) -> str:
     return "\n".join([header, *_text_format(config)]) + "\n"
 
 
-def _notes(job: TritonJob, served: _Served, bundle_copied: bool) -> list[str]:
+def _notes(job: TritonJob, served: _Served, name: str, bundle_copied: bool) -> list[str]:
     """What to check before serving: the plan's TensorRT, FP16 in ONNX Runtime's TensorRT provider, parity."""
     notes = []
     side = served.sidecar
@@ -361,18 +361,49 @@ def _notes(job: TritonJob, served: _Served, bundle_copied: bool) -> list[str]:
             "precision_mode FP16 lets TensorRT run any layer in half, also those the export keeps in float32 on "
             "purpose (saliency softmax, grid, InstanceNorm statistics, L2 norm): check parity before relying on it"
         )
+    if served.plugin is not None:
+        major, minor = served.plugin.built
+        notes.append(
+            f"plugin engine: tritonserver must load {served.plugin.autoload.name} from the model folder (the serve "
+            "command's --backend-config=tensorrt,plugins=...; or prefix tritonserver with "
+            f"`{ld_preload(name)}`); it registers {served.plugin.library.name} (built against TensorRT "
+            f"{major}.{minor}) beside it, and refuses a TensorRT of another major in one line in Triton's log; build "
+            "both for the Triton release's TensorRT and GPU, on a system whose glibc is not newer than the container's"
+        )
     if bundle_copied:
         model_file = "model.plan" if served.platform == PLAN_PLATFORM else "model.onnx"
         notes.append(f"the reference bundle is in {VERSION}/: `frpt-verify {VERSION}/{model_file}` proves parity there")
     return notes
 
 
-def _serve_command(out: Path, config: dict[str, Any]) -> str:
+def _serve_command(out: Path, config: dict[str, Any], plugin: TritonPlugin | None) -> str:
     gpus = "" if config["instance_group"][0]["kind"] == "KIND_CPU" else "--gpus all "
+    plugins = "" if plugin is None else " " + backend_config(config["name"])
     return (
         f"docker run {gpus}--rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v {out.resolve()}:/models {SERVE_IMAGE} "
-        "tritonserver --model-repository=/models"
+        f"tritonserver --model-repository=/models{plugins}"
     )
+
+
+def _plugin_readme(name: str, report: TritonReport) -> list[str]:
+    """README lines of a plugin engine: which library Triton loads, and the LD_PRELOAD alternative."""
+    if not report.plugin_libraries:
+        return []
+    autoload, library = (Path(p).name for p in report.plugin_libraries)
+    preload = report.serve_command.replace(f" {backend_config(name)}", "").replace(
+        "tritonserver ", f"{ld_preload(name)} tritonserver ", 1
+    )
+    return [
+        "",
+        f"The engine needs the FRPT TensorRT plugin. `config.pbtxt` cannot name plugin libraries, so the command "
+        f"above loads `{autoload}` (in this folder) into Triton's TensorRT backend; it registers `{library}` (beside "
+        "it) through TensorRT's plugin registry, and refuses a TensorRT of another major in one line in Triton's log. "
+        "The same with `LD_PRELOAD` instead:",
+        "",
+        "```bash",
+        preload,
+        "```",
+    ]
 
 
 def _readme(name: str, served: _Served, source: Path, report: TritonReport) -> str:
@@ -394,6 +425,7 @@ def _readme(name: str, served: _Served, source: Path, report: TritonReport) -> s
         "```bash",
         report.serve_command,
         "```",
+        *_plugin_readme(name, report),
         "",
         "Query (`pip install 'frpt-toolkit[triton]'`; the runtime's decoder gives the pixels frpt-embed would):",
         "",
@@ -418,16 +450,38 @@ def _copy(source: Path, target: Path) -> None:
         atomic_write(target, lambda handle: shutil.copyfileobj(src, handle, 1 << 20))
 
 
+def _copy_model_files(job: TritonJob, served: _Served, model_file: Path) -> tuple[bool, list[str]]:
+    """Copy the model, its sidecar, its bundle (when there is one) and a plugin engine's two libraries.
+
+    Returns:
+        Whether a bundle was copied, and the libraries' paths in the model folder.
+    """
+    model_file.parent.mkdir(parents=True)
+    _copy(job.model, model_file)
+    if served.sidecar is not None:
+        _copy(sidecar_path_for(job.model), sidecar_path_for(model_file))
+    bundle = job.bundle or bundle_path_for(job.model)
+    if bundle.is_file():
+        _copy(bundle, bundle_path_for(model_file))
+    libraries = [] if served.plugin is None else [served.plugin.autoload, served.plugin.library]
+    for library in libraries:
+        _copy(library, model_file.parent.parent / library.name)
+        (model_file.parent.parent / library.name).chmod(0o755)
+    return bundle.is_file(), [str(model_file.parent.parent / library.name) for library in libraries]
+
+
 def write_triton_repository(job: TritonJob) -> TritonReport:
-    """Write ``<out>/<name>/`` (config.pbtxt, README.md, ``1/model.onnx`` or ``1/model.plan`` + sidecar).
+    """Write ``<out>/<name>/`` (config.pbtxt, README.md, ``1/model.onnx`` or ``1/model.plan`` + sidecar; a plugin
+    engine's ``libfrpt_plugins_autoload.so`` + ``libfrpt_plugins.so``).
 
     Returns:
         The :class:`TritonReport`.
 
     Raises:
-        FrptError: a missing or non-FRPT model, I/O off the contract, a plugin graph or engine, a plan without
-            sidecar or bundle, options the model cannot take, a bad name, an existing model folder, or an
-            unwritable ``out`` -- all before anything is written.
+        FrptError: a missing or non-FRPT model, I/O off the contract, a plugin graph, a plugin engine without its
+            two libraries (or with a plugin of another TensorRT major), a plan without sidecar or bundle, options
+            the model cannot take, a bad name, an existing model folder, or an unwritable ``out`` -- all before
+            anything is written.
     """
     name = job.name or job.model.stem.replace(".", "_")
     if not _NAME.match(name):
@@ -441,13 +495,7 @@ def write_triton_repository(job: TritonJob) -> TritonReport:
     if model_dir.exists():
         raise FrptError(f"{model_dir} already exists: remove it, or choose another --name")
     model_file = model_dir / VERSION / ("model.plan" if served.platform == PLAN_PLATFORM else "model.onnx")
-    model_file.parent.mkdir(parents=True)
-    _copy(job.model, model_file)
-    if served.sidecar is not None:
-        _copy(sidecar_path_for(job.model), sidecar_path_for(model_file))
-    bundle = job.bundle or bundle_path_for(job.model)
-    if bundle.is_file():
-        _copy(bundle, bundle_path_for(model_file))
+    bundle_copied, libraries = _copy_model_files(job, served, model_file)
     atomic_write(model_dir / "config.pbtxt", lambda h: h.write(config_text(config, job.model).encode()))
     accelerator = config.get("optimization", {}).get("execution_accelerators")
     report = TritonReport(
@@ -461,8 +509,9 @@ def write_triton_repository(job: TritonJob) -> TritonReport:
         preferred_batch_size=config["dynamic_batching"]["preferred_batch_size"],
         instance_kind=str(config["instance_group"][0]["kind"]),
         accelerator=None if accelerator is None else f"ORT {job.ort_accelerator}",
-        serve_command=_serve_command(job.out, config),
-        notes=_notes(job, served, bundle.is_file()),
+        serve_command=_serve_command(job.out, config, served.plugin),
+        notes=_notes(job, served, name, bundle_copied),
+        plugin_libraries=libraries,
     )
     atomic_write(model_dir / "README.md", lambda h: h.write(_readme(name, served, job.model, report).encode()))
     return report
