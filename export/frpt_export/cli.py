@@ -258,7 +258,7 @@ def build_plugin_command(
     def body() -> int:
         from frpt_export.plugin_build import PluginBuildJob, build_plugin
 
-        _log("building libfrpt_plugins.so with CMake ...")
+        _log("building libfrpt_plugins.so and libfrpt_plugins_autoload.so with CMake ...")
         return emit_report(
             build_plugin(PluginBuildJob(out, tensorrt_root, cuda_arch)), as_json, "frpt-export build-plugin"
         )

@@ -84,8 +84,8 @@ class PluginBuildReport:
         )
         return (
             f"plugin  {self.library} (TensorRT headers {self.tensorrt_headers}; {self.cmake}; "
-            f"{self.seconds:.1f} s; sources {self.source_dir})\nautoload {self.autoload} (for Triton: "
-            f"--backend-config=tensorrt,plugins={self.autoload})\nuse     {found}"
+            f"{self.seconds:.1f} s; sources {self.source_dir})\nloader  {self.autoload} (for hosts that only "
+            f"dlopen, e.g. Triton: --backend-config=tensorrt,plugins={self.autoload})\nuse     {found}"
         )
 
 
