@@ -42,7 +42,7 @@ from frpt_runtime.manifest import (
 from frpt_runtime.output_paths import check_output_dir
 from frpt_runtime.pipeline import Batch, BatchPipeline
 
-__all__ = ["EmbedReport", "embed_folder"]
+__all__ = ["EmbedReport", "embed_folder", "write_outputs"]
 
 
 @dataclass
@@ -127,26 +127,62 @@ def _progress_bar(total: int, initial: int, progress: bool | None) -> tqdm:
 def _write_outputs(
     out: Path, root: Path, info: ModelInfo, batch: int, workers: int, journal: RunJournal, clock: _Clock, resumed: int
 ) -> tuple[np.ndarray, list[tuple[str, str]], float]:
-    """Write ``embeddings.npy``, ``manifest.json`` and ``run.json``; return ``(embeddings, skipped, wall_s)``."""
+    """Write the final outputs from the journal; return ``(embeddings, skipped, wall_s)``."""
     embeddings = journal.embeddings()
-    skipped = [item for record in journal.records for item in record.skipped]
-    atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
-    atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
-    wall = time.perf_counter() - clock.started
-    total = embeddings.shape[0] + len(skipped)
     timings = {
+        "wait_decode_s": round(clock.wait_decode_s, 4),
+        "backend_s": round(clock.backend_s, 4),
+        "workers": workers,
+    }
+    skipped, wall = write_outputs(out, root, info, batch, journal.records, embeddings, clock.started, resumed, timings)
+    return embeddings, skipped, wall
+
+
+def write_outputs(
+    out: Path,
+    root: Path,
+    info: ModelInfo,
+    batch: int,
+    records: list[ChunkRecord],
+    embeddings: np.ndarray,
+    started: float,
+    resumed: int,
+    timings: dict[str, Any],
+) -> tuple[list[tuple[str, str]], float]:
+    """Write ``embeddings.npy``, ``manifest.json`` and ``run.json`` of a finished run, each atomically.
+
+    The one writer of ``frpt-embed``'s final outputs: the single-box run calls it with its journal's chunks, and
+    ``frpt-embed --ray`` (:mod:`frpt_runtime.distributed`) with the chunks read back from its shard files, so the
+    two write the same bytes by construction.
+
+    Args:
+        out, root: output folder and the embedded image folder.
+        info, batch: the model that ran and the chunk / batch size.
+        records: every chunk of the file list, in order (its embedded files, then its skipped ones).
+        embeddings: float32 ``[M, D]``, row ``i`` the ``i``-th embedded file of ``records``.
+        started: ``time.perf_counter()`` when the run started (for ``run.json``).
+        resumed: files done by an earlier, interrupted run.
+        timings: further facts of this invocation for ``run.json`` (never in the manifest).
+
+    Returns:
+        ``(skipped, wall_s)``: every skipped ``(path, reason)`` in order, and seconds since ``started``.
+    """
+    skipped = [item for record in records for item in record.skipped]
+    atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
+    atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, records, skipped))
+    wall = time.perf_counter() - started
+    total = embeddings.shape[0] + len(skipped)
+    run = {
         "wall_s": round(wall, 4),
         "images_per_s": round((total - resumed) / wall, 2),
         "images_processed": total - resumed,
         "resumed_images": resumed,
-        "wait_decode_s": round(clock.wait_decode_s, 4),
-        "backend_s": round(clock.backend_s, 4),
         "batch": batch,
-        "workers": workers,
+        **timings,
         "finished_unix": round(time.time(), 3),
     }
-    atomic_write_json(out / RUN_FILE, timings)
-    return embeddings, skipped, wall
+    atomic_write_json(out / RUN_FILE, run)
+    return skipped, wall
 
 
 def embed_folder(
