@@ -6,11 +6,13 @@ this write reached the disk" point a resume must survive::
 
     python tests/crash_harness.py fsync:rows.f32:4 frpt_runtime.cli:embed_app IMAGES --onnx M -o OUT
 
-kills ``frpt-embed`` after the fourth chunk's rows are fsync'd, before that chunk's journal line is written.
+kills ``frpt-embed`` after the fourth chunk's rows are fsync'd, before that chunk's journal line is written. The
+name may be a shell pattern (``replace:shard-*.parquet:1``: after the first shard file of ``--ray`` is in place).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
 import signal
@@ -26,7 +28,7 @@ def _target_name(arg: object) -> str:
 
 
 def install(spec: str) -> None:
-    """Patch ``os.fsync`` or ``os.replace`` so the ``count``-th call on ``name`` is followed by SIGKILL."""
+    """Patch ``os.fsync`` or ``os.replace``: SIGKILL right after the ``count``-th call on a file matching ``name``."""
     event, name, count = spec.split(":")
     real = getattr(os, event)
     seen = 0
@@ -35,7 +37,7 @@ def install(spec: str) -> None:
         nonlocal seen
         result = real(*args, **kwargs)
         target = args[0] if event == "fsync" else args[1]
-        if _target_name(target) == name:
+        if fnmatch.fnmatchcase(_target_name(target), name):
             seen += 1
             if seen == int(count):
                 os.kill(os.getpid(), signal.SIGKILL)

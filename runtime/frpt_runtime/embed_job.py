@@ -32,6 +32,10 @@ class EmbedJob:
         resume: continue an interrupted run in ``out``.
         verify: prove parity on the model's reference bundle first; embed nothing if it fails.
         bundle: that bundle (default: beside the model).
+        ray: run on this Ray cluster (``auto``, ``local``, ``ray://HEAD:10001``, ``HEAD:6379``; see
+            :mod:`frpt_runtime.distributed`); ``None``: on this box.
+        merge: ``--ray`` only: assemble ``embeddings.npy`` + ``manifest.json`` (``False``: keep the shards, listed).
+        shard_size: ``--ray`` only: files per shard (rounded up to whole batches); ``None``: the default.
     """
 
     images_dir: Path
@@ -46,6 +50,9 @@ class EmbedJob:
     resume: bool = False
     verify: bool = False
     bundle: Path | None = None
+    ray: str | None = None
+    merge: bool = True
+    shard_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,13 +86,20 @@ def run_embed_job(job: EmbedJob) -> EmbedJobReport:
 
     Raises:
         FrptError: a missing image folder, a model that cannot run here, a batch it cannot take, a bad ``out``,
-            an unusable resume, a bad bundle — before any image is embedded.
+            an unusable resume, a bad bundle — before any image is embedded; with ``ray``, also what
+            :func:`~frpt_runtime.distributed.ray_embed.run_ray_embed_job` raises.
     """
     if job.bundle is not None and not job.verify:
         raise FrptError("--bundle is the reference bundle of --verify: add --verify, or drop --bundle")
     if not job.images_dir.is_dir():
         what = "is a file, not a folder" if job.images_dir.exists() else "not found"
         raise FrptError(f"image folder {job.images_dir} {what}")
+    if job.ray is not None:
+        from frpt_runtime.distributed.ray_embed import run_ray_embed_job
+
+        return run_ray_embed_job(job)
+    if not job.merge or job.shard_size is not None:
+        raise FrptError("--no-merge and --shard-size apply to --ray runs only: add --ray ADDRESS, or drop them")
     with create_backend(
         onnx=job.onnx, engine=job.engine, providers=job.providers, device=job.device, plugin_lib=job.plugin_lib
     ) as backend:

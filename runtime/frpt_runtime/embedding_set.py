@@ -12,6 +12,7 @@ in the root has label ``.``.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from frpt_runtime.distributed.shard_files import SHARDED_MANIFEST_FORMAT, read_sharded_rows
 from frpt_runtime.errors import FrptError
 from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, read_manifest
 
@@ -72,6 +74,9 @@ class EmbeddingSet:
 def read_embedding_set(folder: str | os.PathLike[str]) -> EmbeddingSet:
     """Load ``folder/embeddings.npy`` + ``folder/manifest.json`` and check that they agree.
 
+    A ``frpt-embed --ray --no-merge`` folder (a manifest listing shards) is read from its shards instead
+    (:func:`frpt_runtime.distributed.shard_files.read_sharded_rows`: sha256, counts and width checked).
+
     Args:
         folder: an ``frpt-embed`` output folder.
 
@@ -83,7 +88,11 @@ def read_embedding_set(folder: str | os.PathLike[str]) -> EmbeddingSet:
             ``embeddings.npy``, or rows that do not match the manifest (count, width, dtype, NaN/Inf).
     """
     out = Path(folder)
-    manifest = read_manifest(out)
+    manifest = _manifest_of(out)
+    rows = None
+    if manifest["format"] == SHARDED_MANIFEST_FORMAT:  # frpt-embed --ray --no-merge: the rows are in the shards
+        images, rows = read_sharded_rows(out, manifest)
+        manifest = {**manifest, "images": images}
     images = manifest.get("images")
     model = manifest.get("model")
     root = manifest.get("root")
@@ -99,9 +108,20 @@ def read_embedding_set(folder: str | os.PathLike[str]) -> EmbeddingSet:
         folder=out,
         root=Path(root),
         images=list(images),
-        embeddings=_load_rows(out, manifest),
+        embeddings=_load_rows(out, manifest) if rows is None else rows,
         model_sha256=model["sha256"],
     )
+
+
+def _manifest_of(out: Path) -> dict[str, Any]:
+    """``manifest.json`` of a merged output (:func:`~frpt_runtime.manifest.read_manifest`) or of a sharded one."""
+    try:
+        data = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("format") == SHARDED_MANIFEST_FORMAT:
+        return data
+    return read_manifest(out)
 
 
 def _load_rows(out: Path, manifest: dict[str, Any]) -> np.ndarray:
