@@ -276,7 +276,7 @@ def _dataset(ray: Any, run: ShardRun, chunks: list[int], spec: BackendSpec, plan
         return decoded.map(
             EmbedChunks,
             fn_constructor_kwargs={"spec": spec, "batch": run.layout.batch, "facts": model_facts(run.info)},
-            compute=ActorPoolStrategy(size=plan.actors),
+            compute=ActorPoolStrategy(size=min(plan.actors, len(chunks))),  # a retry pass may hold one chunk
             num_cpus=plan.actor_cpus,
             num_gpus=plan.actor_gpus or None,
             ray_remote_args_fn=_actor_options,
