@@ -37,7 +37,14 @@ __all__ = ["embed_app", "verify_app"]
 embed_app = make_app(
     "frpt-embed", help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed)."
 )
-EMBED_EXAMPLE = "Example: frpt-embed photos/ --onnx model.onnx --batch-size 32 -o emb/ --verify"
+EMBED_EXAMPLE = (
+    "Examples: frpt-embed photos/ --onnx model.onnx --batch-size 32 -o emb/ --verify ;  "
+    "frpt-embed /shared/photos --engine model.plan -o /shared/emb --ray auto"
+)
+RAY_HELP = (
+    "Run on a Ray cluster (pip install 'frpt-toolkit[ray]'): auto (RAY_ADDRESS or the cluster `ray start` runs "
+    "here), local (a fresh one on this machine), ray://HEAD:10001 or HEAD:6379. Same outputs as without it."
+)
 verify_app = make_app("frpt-verify", help="Prove a model's parity with PyTorch on this box from its reference bundle.")
 VERIFY_EXAMPLE = "Example: frpt-verify model.plan --bundle model.ref.npz"
 
@@ -60,6 +67,13 @@ def embed(
     ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="First prove parity on the reference bundle.")] = False,
     bundle: BundleOpt = None,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS", help=RAY_HELP)] = None,
+    no_merge: Annotated[
+        bool, typer.Option("--no-merge", help="With --ray: keep the shards (listed in manifest.json), do not merge.")
+    ] = False,
+    shard_size: Annotated[
+        int | None, typer.Option("--shard-size", min=1, help="With --ray: files per shard (default 4096).")
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
     version: VersionOpt = False,
@@ -71,7 +85,7 @@ def embed(
 
         job = EmbedJob(
             images_dir, onnx, engine, out, batch_size, workers, device, split_providers(providers), plugin_lib, resume,
-            verify, bundle, follow_symlinks,
+            verify, bundle, follow_symlinks, ray, not no_merge, shard_size,
         )  # fmt: skip
         return emit_report(run_embed_job(job), as_json, "frpt-embed")
 

@@ -61,6 +61,8 @@ EXTRA_OF_MODULE = {
     "tensorrt_rtx": "tensorrt-rtx",
     "cuda": "cuda",
     "faiss": "search",
+    "ray": "ray",
+    "pyarrow": "ray",
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

@@ -7,7 +7,9 @@ left -> decode ahead in a worker pool (:class:`~frpt_runtime.pipeline.BatchPipel
 ``backend.max_in_flight`` batches submitted (double buffering on a device backend) -> journal every finished
 chunk (:class:`~frpt_runtime.journal.RunJournal`) -> commit ``embeddings.npy``, ``run.json`` and, last,
 ``manifest.json`` (:func:`~frpt_runtime.manifest.write_outputs`). Bad files are skipped and listed, never fatal;
-a run in which nothing could be embedded still writes its outputs, then fails with one line.
+a run in which nothing could be embedded still writes its outputs, then fails with one line. What a run is --
+its fingerprint, resume refusals, manifest and commit -- lives in :mod:`~frpt_runtime.embed_run`, shared with
+``frpt-embed --ray`` (:mod:`frpt_runtime.distributed`).
 
 ``--resume`` continues from the journal: the same chunks are fed in the same batches, so the final
 ``embeddings.npy`` and ``manifest.json`` are byte-identical to an uninterrupted run's. It is refused, naming the
@@ -16,7 +18,6 @@ file, when a file the interrupted run already embedded changed since (size or mo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -28,25 +29,24 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from frpt_runtime import __version__
-from frpt_runtime.backends.base import Backend, ModelInfo, Pending
-from frpt_runtime.errors import FrptError
-from frpt_runtime.image_files import IMAGE_EXTENSIONS, ImageScan, printable, scan_images
-from frpt_runtime.journal import PARTIAL_DIR, PARTIAL_FORMAT, RESTART, STATE_FILE, ChunkRecord, RunJournal
-from frpt_runtime.manifest import (
-    EMBEDDINGS_FILE,
-    MANIFEST_FILE,
-    MANIFEST_FORMAT,
-    RUN_FILE,
-    read_embeddings,
-    remove_stale_outputs,
-    write_outputs,
+from frpt_runtime.backends.base import Backend, Pending
+from frpt_runtime.embed_run import (
+    EmbedRun,
+    check_embedded,
+    commit,
+    fingerprint,
+    refuse_changed_files,
+    refuse_foreign_finished_run,
+    scan_for_run,
 )
+from frpt_runtime.errors import FrptError
+from frpt_runtime.image_files import printable
+from frpt_runtime.journal import PARTIAL_DIR, STATE_FILE, ChunkRecord, RunJournal
+from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, remove_stale_outputs
 from frpt_runtime.out_lock import OutputLock
-from frpt_runtime.output_paths import check_output_dir
 from frpt_runtime.pipeline import Batch, BatchPipeline
 
-__all__ = ["EmbedReport", "embed_folder"]
+__all__ = ["EmbedReport", "embed_folder", "progress_bar"]
 
 
 @dataclass
@@ -115,36 +115,18 @@ class _Clock:
     backend_s: float = 0.0
 
 
-@dataclass(frozen=True)
-class _Run:
-    """The fixed facts of one run."""
-
-    scan: ImageScan
-    info: ModelInfo
-    out: Path
-    batch: int
-    workers: int
-    follow_symlinks: bool
-
-
-def _open_run(
-    root: Path, backend: Backend, out: Path, batch: int, workers: int, follow_symlinks: bool
-) -> tuple[ImageScan, ModelInfo]:
-    """Scan the folder and check everything that can fail before any work: empty folder, workers, output folder,
-    the model (activated here) and the batch size."""
-    scan = scan_images(root, follow_symlinks=follow_symlinks)
-    if not scan.files and not scan.skipped:
-        raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-    if workers < 1:
-        raise FrptError(f"--workers must be >= 1, got {workers}")
-    check_output_dir(out, "--out")
+def _open_run(root: Path, backend: Backend, out: Path, batch: int, workers: int, follow_symlinks: bool) -> EmbedRun:
+    """Scan the folder and check everything that can fail before any work: empty folder, workers, output folder
+    (:func:`~frpt_runtime.embed_run.scan_for_run`), the model (activated here) and the batch size."""
+    scan = scan_for_run(root, out, workers, follow_symlinks)
     info = backend.activate().info
     backend.check_batch(batch)
     out.mkdir(parents=True, exist_ok=True)
-    return scan, info
+    return EmbedRun(scan, info, out, batch, workers, follow_symlinks)
 
 
-def _progress_bar(total: int, initial: int, progress: bool | None) -> tqdm:
+def progress_bar(total: int, initial: int, progress: bool | None) -> tqdm:
+    """frpt-embed's bar on stderr (``progress`` None: only when stderr is a terminal)."""
     enabled = sys.stderr.isatty() if progress is None else progress
     return tqdm(total=total, initial=initial, unit="img", file=sys.stderr, dynamic_ncols=True, disable=not enabled)
 
@@ -179,13 +161,13 @@ def embed_folder(
     """
     clock = _Clock()
     root, out = Path(images_dir), Path(out_dir)
-    scan, info = _open_run(root, backend, out, batch, workers, follow_symlinks)
-    run = _Run(scan, info, out, batch, workers, follow_symlinks)
+    run = _open_run(root, backend, out, batch, workers, follow_symlinks)
+    scan, info = run.scan, run.info
     with OutputLock(out):
         remove_stale_outputs(out)
         journal = _start_journal(run, resume)
         resumed = min(journal.next_chunk * batch, len(scan.files))
-        bar = _progress_bar(len(scan.files), resumed, progress)
+        bar = progress_bar(len(scan.files), resumed, progress)
         try:
             size, crop = info.config.input_size, info.config.crop_pct
             start = journal.next_chunk
@@ -196,11 +178,7 @@ def embed_folder(
         finally:
             journal.close()
             bar.close()
-    if count == 0:
-        raise FrptError(
-            f"none of the {len(skipped)} candidate files under {root} could be embedded: {out / MANIFEST_FILE} "
-            "lists each with its reason"
-        )
+    check_embedded(run, count, skipped)
     processed = len(scan.files) - resumed
     return EmbedReport(
         out, count, skipped, info.embedding_dim, info.backend, str(info.precision), resumed, wall,
@@ -208,25 +186,22 @@ def embed_folder(
     )  # fmt: skip
 
 
-def _start_journal(run: _Run, resume: bool) -> RunJournal:
+def _start_journal(run: EmbedRun, resume: bool) -> RunJournal:
     """Open the partial state (continuing it on ``resume``); refuse a resume whose finished files changed since."""
     if resume and not (run.out / PARTIAL_DIR / STATE_FILE).is_file() and (run.out / MANIFEST_FILE).exists():
-        _refuse_foreign_finished_run(run)
-    journal = RunJournal(run.out, _fingerprint(run), run.info.embedding_dim)
+        refuse_foreign_finished_run(run)
+    journal = RunJournal(run.out, fingerprint(run), run.info.embedding_dim)
     journal.start(resume)
-    names = [item.rel for item in run.scan.files]
-    changed = journal.changed_file(names, [(item.size, item.mtime_ns) for item in run.scan.files], run.batch)
-    if changed is not None:
+    try:
+        refuse_changed_files(run, journal.records)
+    except FrptError:
         journal.close()
-        raise FrptError(
-            f"--resume: {printable(changed)} changed since the interrupted run embedded it (size or modification "
-            f"time differs): {RESTART}"
-        )
+        raise
     return journal
 
 
 def _run_chunks(
-    pipeline: BatchPipeline, backend: Backend, journal: RunJournal, run: _Run, clock: _Clock, bar: tqdm
+    pipeline: BatchPipeline, backend: Backend, journal: RunJournal, run: EmbedRun, clock: _Clock, bar: tqdm
 ) -> None:
     """Feed decoded chunks to the backend, keeping up to ``max_in_flight`` submitted; journal each in order."""
     dim = run.info.embedding_dim
@@ -261,86 +236,11 @@ def _run_chunks(
         finish_oldest()
 
 
-def _commit(run: _Run, journal: RunJournal, clock: _Clock, resumed: int) -> tuple[int, list[tuple[str, str]], float]:
-    """Write the final outputs (manifest last); return ``(rows, skipped, wall_s)``."""
+def _commit(
+    run: EmbedRun, journal: RunJournal, clock: _Clock, resumed: int
+) -> tuple[int, list[tuple[str, str]], float]:
+    """Write the final outputs (manifest last, :func:`~frpt_runtime.embed_run.commit`); ``(rows, skipped, wall_s)``."""
     embeddings = journal.embeddings()
-    skipped = sorted([*run.scan.skipped, *(item for record in journal.records for item in record.skipped)])
-    wall = time.perf_counter() - clock.started
-    processed = len(run.scan.files) - resumed
-    timings = {
-        "wall_s": round(wall, 4),
-        "images_per_s": round(processed / wall, 2) if processed else None,
-        "images_processed": processed,
-        "resumed_images": resumed,
-        "wait_decode_s": round(clock.wait_decode_s, 4),
-        "backend_s": round(clock.backend_s, 4),
-        "batch": run.batch,
-        "workers": run.workers,
-        "finished_unix": round(time.time(), 3),
-    }
-    write_outputs(run.out, embeddings, _manifest(run, journal.records, skipped), timings)
+    timings = {"wait_decode_s": round(clock.wait_decode_s, 4), "backend_s": round(clock.backend_s, 4)}
+    skipped, wall = commit(run, journal.records, embeddings, clock.started, resumed, **timings)
     return embeddings.shape[0], skipped, wall
-
-
-def _refuse_foreign_finished_run(run: _Run) -> None:
-    """``--resume`` with no partial run but a finished one in ``out``: go on only if it is this same run."""
-    try:
-        _, done = read_embeddings(run.out)
-    except FrptError as exc:
-        raise FrptError(
-            f"--resume: {run.out} holds no partial run to continue, and its finished outputs do not check out "
-            f"({exc}): drop --resume to write them again"
-        ) from None
-    expected = sorted([*(item.rel for item in run.scan.files), *(path for path, _ in run.scan.skipped)])
-    checks = {
-        "root": done["root"] == str(run.scan.root.resolve()),
-        "model_sha256": done["model"]["sha256"] == run.info.sha256,
-        "batch": done["batch"] == run.batch,
-        "files": sorted([*done["images"], *(item["path"] for item in done["skipped"])]) == expected,
-    }
-    differ = [name for name, same in checks.items() if not same]
-    if differ:
-        raise FrptError(
-            f"--resume: {run.out} holds no partial run but a finished run of another job (differs in: "
-            f"{', '.join(differ)}): drop --resume to overwrite it, or choose another --out"
-        )
-
-
-def _fingerprint(run: _Run) -> dict[str, Any]:
-    """Facts a resumed run must share with the interrupted one (JSON-ready)."""
-    names = b"\0".join(item.rel.encode("utf-8", "surrogateescape") for item in run.scan.files)
-    return {
-        "format": PARTIAL_FORMAT,
-        "root": str(run.scan.root.resolve()),
-        "files_sha256": hashlib.sha256(names).hexdigest(),
-        "file_count": len(run.scan.files),
-        "follow_symlinks": run.follow_symlinks,
-        "model_sha256": run.info.sha256,
-        "backend": run.info.backend,
-        "detail": dict(run.info.detail),
-        "batch": run.batch,
-        "embedding_dim": run.info.embedding_dim,
-    }
-
-
-def _manifest(run: _Run, records: list[ChunkRecord], skipped: list[tuple[str, str]]) -> dict[str, Any]:
-    info = run.info
-    images = [path for record in records for path in record.paths]
-    return {
-        "format": MANIFEST_FORMAT,
-        "toolkit_version": __version__,
-        "root": str(run.scan.root.resolve()),
-        "count": len(images),
-        "embedding_dim": info.embedding_dim,
-        "images": images,
-        "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
-        "model": {"path": str(info.path.resolve()), "sha256": info.sha256},
-        "backend": info.backend,
-        "backend_detail": dict(info.detail),
-        "family": info.metadata.family,
-        "precision": str(info.precision),
-        "lowering": str(info.lowering),
-        "config": info.config.to_dict(),
-        "batch": run.batch,
-        "timings_file": RUN_FILE,
-    }

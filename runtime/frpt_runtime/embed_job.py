@@ -35,6 +35,10 @@ class EmbedJob:
             skipped; see :mod:`frpt_runtime.image_files`).
         verify: prove parity on the model's reference bundle first; embed nothing if it fails.
         bundle: that bundle (default: beside the model).
+        ray: run on this Ray cluster (``auto``, ``local``, ``ray://HEAD:10001``, ``HEAD:6379``; see
+            :mod:`frpt_runtime.distributed`); ``None``: on this box.
+        merge: ``--ray`` only: assemble ``embeddings.npy`` + ``manifest.json`` (``False``: keep the shards, listed).
+        shard_size: ``--ray`` only: files per shard (rounded up to whole batches); ``None``: the default.
     """
 
     images_dir: Path
@@ -50,6 +54,9 @@ class EmbedJob:
     verify: bool = False
     bundle: Path | None = None
     follow_symlinks: bool = False
+    ray: str | None = None
+    merge: bool = True
+    shard_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +90,18 @@ def run_embed_job(job: EmbedJob) -> EmbedJobReport:
 
     Raises:
         FrptError: a missing image folder, a model that cannot run here, a batch it cannot take, a bad or busy
-            ``out``, an unusable resume, a bad bundle — before any image is embedded; a run that embedded nothing.
+            ``out``, an unusable resume, a bad bundle — before any image is embedded; a run that embedded nothing;
+            with ``ray``, also what :func:`~frpt_runtime.distributed.ray_embed.run_ray_embed_job` raises.
     """
     if job.bundle is not None and not job.verify:
         raise FrptError("--bundle is the reference bundle of --verify: add --verify, or drop --bundle")
     check_image_root(job.images_dir)  # before the model is loaded
+    if job.ray is not None:
+        from frpt_runtime.distributed.ray_embed import run_ray_embed_job
+
+        return run_ray_embed_job(job)
+    if not job.merge or job.shard_size is not None:
+        raise FrptError("--no-merge and --shard-size apply to --ray runs only: add --ray ADDRESS, or drop them")
     with create_backend(
         onnx=job.onnx, engine=job.engine, providers=job.providers, device=job.device, plugin_lib=job.plugin_lib
     ) as backend:

@@ -4,6 +4,9 @@ An output folder holds ``embeddings.npy`` (float32 ``[M, D]``, row ``i`` = ``man
 ``manifest.json`` (see :mod:`frpt_runtime.manifest`). :func:`read_embedding_set` reads the pair through
 :func:`frpt_runtime.manifest.read_embeddings`, the one reader that checks it (the manifest's sha256 of
 ``embeddings.npy``, row count, width, dtype, finite values), and adds what the index needs: absolute paths, labels.
+A ``frpt-embed --ray --no-merge`` folder (its manifest lists shards) is read from its shards by their checked reader
+(:func:`frpt_runtime.distributed.shard_files.read_sharded_output`: manifest fields, each shard's sha256, counts,
+width, finite values).
 
 A row's *label* is the image's folder relative to the embedded root (the ImageFolder convention, as
 :mod:`frpt_runtime.metrics` scores it): ``birds/041/x.jpg`` under root ``birds`` has label ``041``; an image directly
@@ -18,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from frpt_runtime.distributed.shard_files import is_sharded_output, read_sharded_output
 from frpt_runtime.manifest import MANIFEST_FILE, read_embeddings
 
 __all__ = ["EmbeddingSet", "image_label", "is_embedding_folder", "read_embedding_set"]
@@ -69,13 +73,14 @@ class EmbeddingSet:
 
 def read_embedding_set(folder: str | os.PathLike[str]) -> EmbeddingSet:
     """Load ``folder``'s ``embeddings.npy`` + ``manifest.json`` through the one checked reader
-    (:func:`frpt_runtime.manifest.read_embeddings`: hash, shape, dtype, finite rows).
+    (:func:`frpt_runtime.manifest.read_embeddings`: hash, shape, dtype, finite rows), or a ``--no-merge`` folder's
+    shards through theirs.
 
     Raises:
-        FrptError: a missing, foreign, mismatched or malformed pair.
+        FrptError: a missing, foreign, mismatched or malformed pair; a missing or altered shard.
     """
     out = Path(folder)
-    rows, manifest = read_embeddings(out)
+    rows, manifest = read_sharded_output(out) if is_sharded_output(out) else read_embeddings(out)
     return EmbeddingSet(
         folder=out,
         root=Path(manifest["root"]),

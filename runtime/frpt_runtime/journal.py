@@ -15,7 +15,7 @@ Files, in the order they are written; every crash point between two steps leaves
 A journal line is ``{"chunk": k, "paths": [...], "skipped": [[path, reason], ...], "stats": [[size, mtime_ns],
 ...]}``: the chunk's embedded files (its rows, in order), its undecodable files, and the size and modification
 time of every file of the chunk in listing order, so a resume can tell that a finished file changed since
-(:meth:`RunJournal.changed_file`). A ``journal.jsonl`` missing beside ``state.json`` means no chunk finished;
+(:func:`first_changed_file`). A ``journal.jsonl`` missing beside ``state.json`` means no chunk finished;
 ``rows.f32`` missing while the journal lists rows is refused with the fix (drop ``--resume``).
 """
 
@@ -34,7 +34,16 @@ from frpt_runtime.atomic import atomic_write_json, disk_full_error, fsync_dir, r
 from frpt_runtime.errors import FrptError
 from frpt_runtime.fields import FieldError, check_fields, integer, sequence, string
 
-__all__ = ["PARTIAL_DIR", "PARTIAL_FORMAT", "STATE_FILE", "ChunkRecord", "RunJournal"]
+__all__ = [
+    "PARTIAL_DIR",
+    "PARTIAL_FORMAT",
+    "RESTART",
+    "STATE_FILE",
+    "ChunkRecord",
+    "RunJournal",
+    "first_changed_file",
+    "state_differences",
+]
 
 PARTIAL_DIR = ".frpt-embed.partial"
 PARTIAL_FORMAT = "frpt-embed-partial/2"  # the fingerprint's "format": state of another layout is never resumed
@@ -137,13 +146,8 @@ class RunJournal:
         except (OSError, ValueError):
             saved = None
         if saved != self.fingerprint:
-            differ = sorted(
-                k for k in self.fingerprint if not isinstance(saved, dict) or saved.get(k) != self.fingerprint[k]
-            )
-            raise FrptError(
-                f"partial run in {self.folder} is for a different run (differs in: {', '.join(differ) or 'format'}): "
-                f"{RESTART}"
-            )
+            differ = state_differences(saved, self.fingerprint)
+            raise FrptError(f"partial run in {self.folder} is for a different run (differs in: {differ}): {RESTART}")
         self._read_journal()
         rows = self.folder / ROWS_FILE
         if not rows.is_file() and self.row_count == 0:
@@ -171,21 +175,6 @@ class RunJournal:
         if valid != len(data):
             with open(journal, "r+b") as handle:
                 handle.truncate(valid)
-
-    def changed_file(self, names: list[str], stats: list[tuple[int, int]], batch: int) -> str | None:
-        """The first journaled file whose ``(size, mtime_ns)`` now differs from when it was embedded, or ``None``.
-
-        Args:
-            names, stats: every file of the run in listing order, and its current ``(size, mtime_ns)`` (the same
-                files the journal's run listed: the fingerprint, checked first, hashes the names).
-            batch: files per chunk.
-        """
-        for record in self.records:
-            start = record.chunk * batch
-            for position, recorded in enumerate(record.stats, start):
-                if tuple(recorded) != tuple(stats[position]):
-                    return names[position]
-        return None
 
     def append(self, record: ChunkRecord, rows: np.ndarray) -> None:
         """Persist one chunk: rows first (fsync), then its journal line (fsync).
@@ -222,6 +211,36 @@ class RunJournal:
         (self.folder / STATE_FILE).unlink(missing_ok=True)
         fsync_dir(self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def state_differences(saved: Any, expected: dict[str, Any]) -> str:
+    """The fingerprint fields in which a saved state differs from ``expected``, comma-separated (``format`` if none).
+
+    Args:
+        saved: the state read back (anything JSON gave, ``None`` when unreadable).
+        expected: this run's fingerprint.
+    """
+    differ = sorted(key for key in expected if not isinstance(saved, dict) or saved.get(key) != expected[key])
+    return ", ".join(differ) or "format"
+
+
+def first_changed_file(
+    records: list[ChunkRecord], names: list[str], stats: list[tuple[int, int]], batch: int
+) -> str | None:
+    """The first finished file whose ``(size, mtime_ns)`` now differs from when it was listed, or ``None``.
+
+    Args:
+        records: finished chunks, in chunk order (their ``stats`` as recorded by the interrupted run).
+        names, stats: every file of the run in listing order, and its current ``(size, mtime_ns)`` (the same
+            files the interrupted run listed: the fingerprint, checked first, hashes the names).
+        batch: files per chunk.
+    """
+    for record in records:
+        start = record.chunk * batch
+        for position, recorded in enumerate(record.stats, start):
+            if tuple(recorded) != tuple(stats[position]):
+                return names[position]
+    return None
 
 
 def _append_durably(handle: BinaryIO, data: bytes) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "EMBEDDINGS_FILE",
     "MANIFEST_FILE",
     "MANIFEST_FORMAT",
+    "MANIFEST_SPEC",
     "RUN_FILE",
     "read_embeddings",
     "read_manifest",
@@ -64,7 +65,7 @@ RUN_FILE = "run.json"
 MANIFEST_FORMAT = "frpt-embeddings/2"
 RERUN = "run frpt-embed again (--resume finishes an interrupted run)"
 
-_SPEC = {
+MANIFEST_SPEC = {  # the fields every reader checks (frpt_runtime.fields)
     "toolkit_version": string(),
     "root": string(),
     "count": integer(0),
@@ -132,7 +133,7 @@ def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise FrptError(f"{path} is not an {MANIFEST_FORMAT} manifest (format {found!r}): run frpt-embed again")
-    read_fields(data, _SPEC, str(path), "run frpt-embed again")
+    read_fields(data, MANIFEST_SPEC, str(path), "run frpt-embed again")
     if data["count"] != len(data["images"]):
         raise FrptError(f"{path}: count {data['count']} but {len(data['images'])} images listed: run frpt-embed again")
     return data
