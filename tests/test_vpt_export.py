@@ -78,9 +78,9 @@ def test_ort_parity_on_photos(graphs, photos, precision: str) -> None:
     report = compare_embeddings(reference, candidate, precision)
     assert report, report.to_dict()
     if precision == "fp32":
-        assert report.max_abs <= 1e-4  # measured 3e-7
+        assert report.max_abs <= 1e-4  # measured 4.5e-7
     else:
-        assert report.min_cosine >= 0.999 and report.top1_agreement >= 0.99  # measured min cos 0.999999
+        assert report.min_cosine >= 0.999 and report.top1_agreement >= 0.99  # measured min cos 0.999998, top-1 100 %
 
 
 def test_graph_contract(graphs, model) -> None:
@@ -141,7 +141,7 @@ def test_fp16_softmax_option(model, photos, tmp_path) -> None:
     proto = export_vpt(model, path, "fp16", softmax_precision="fp16")
     assert set(_input_types(proto)["Softmax"]) == {TensorProto.FLOAT16}
     report = compare_embeddings(reference, session_embeddings(_ort(str(path)), images, batches), "fp16")
-    assert report, report.to_dict()  # measured min cos 0.999999 on ORT CPU (see the VPT note)
+    assert report, report.to_dict()  # measured min cos 0.999998 on ORT CPU, as with a float32 softmax
 
 
 def test_bad_precision() -> None:
