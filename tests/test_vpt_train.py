@@ -15,7 +15,7 @@ from frpt.train import evaluate_recall
 from frpt.vpt.augment import RandomResizedCropImages
 from frpt.vpt.train import VPTTrainSettings, build_optimisers, train_vpt
 
-SETTINGS = VPTTrainSettings(epochs=2, batch_size=8, samples_per_class=2, lr=0.01, seed=3, device="cpu",
+SETTINGS = VPTTrainSettings(epochs=2, batch_size=16, samples_per_class=2, lr=0.01, seed=3, device="cpu",
                             progress=False)
 
 
