@@ -1,0 +1,117 @@
+"""VPTConfig: data round trip, validation, backbone table vs timm, torch-free import; recipes and settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from frpt.errors import FrptError
+from frpt.vpt.recipes import RECIPES, recipe
+from frpt.vpt.train import VPTTrainSettings
+from frpt_runtime.families.vpt import VIT_BACKBONES, VPTConfig, prompt_counts
+
+
+def test_round_trip_and_family() -> None:
+    cfg = VPTConfig(input_size=112, class_names=("a", "b"), num_classes=2)
+    assert VPTConfig.family == "vpt" and "family" not in cfg.to_dict()
+    assert VPTConfig.from_json(cfg.to_json()) == cfg and VPTConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.replace(embed_dim=128).embed_dim == 128
+    assert cfg.prompt_counts == (10,) * 12 and cfg.geometry.patch == 14
+
+
+def test_prompt_counts_shrink_per_block() -> None:
+    assert prompt_counts(80, 11, 2) == tuple(80 - 2 * i for i in range(11))
+    assert prompt_counts(5, 4, 2) == (5, 3, 1, 0)
+    assert prompt_counts(3, 0, 0) == ()
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"backbone": "vit_base_patch16_224"}, "backbone must be one of"),
+        ({"input_size": 100}, "multiple of the patch size 14"),
+        ({"input_size": 14}, ">= 28"),
+        ({"input_size": "224"}, "input_size must be int"),
+        ({"crop_pct": 0.0}, "crop_pct"),
+        ({"pixel_std": (0.5, 0.0, 0.5)}, "pixel_std must be positive"),
+        ({"pixel_mean": (0.5, 0.5)}, "3 values"),
+        ({"embed_dim": 0}, "embed_dim"),
+        ({"num_prompt": -1}, "prompts need"),
+        ({"prompt_depth": 13}, "0 <= depth <= 12"),
+        ({"p_prompt_block_step": -2}, "p_prompts need"),
+        ({"proxy_bias_ratio": 1.5}, "proxy_bias_ratio"),
+        ({"bitfit": 1}, "bitfit must be bool"),
+        ({"num_classes": 3, "class_names": ("a",)}, "1 class_names for num_classes=3"),
+        ({"mystery": 1}, "unknown VPT config keys"),
+    ],
+)
+def test_bad_values_refused_in_one_line(changes: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        VPTConfig.from_dict(VPTConfig().to_dict() | changes)
+    assert "\n" not in str(info.value)
+
+
+def test_for_backbone_uses_pretrained_stats() -> None:
+    cfg = VPTConfig.for_backbone("vit_small_patch16_224", input_size=112)
+    assert cfg.pixel_mean == cfg.pixel_std == (0.5, 0.5, 0.5) and cfg.input_size == 112
+    with pytest.raises(ValueError, match="backbone must be one of"):
+        VPTConfig.for_backbone("resnet50")
+
+
+@pytest.mark.parametrize("name", sorted(VIT_BACKBONES))
+def test_backbone_table_matches_timm(name: str) -> None:
+    import timm
+
+    geo = VIT_BACKBONES[name]
+    vit = timm.create_model(name, pretrained=False, num_classes=0, img_size=geo.patch * 2)
+    cfg = vit.pretrained_cfg
+    assert (vit.patch_embed.patch_size[0], vit.embed_dim, len(vit.blocks)) == (geo.patch, geo.width, geo.depth)
+    assert tuple(cfg["mean"]) == geo.pixel_mean and tuple(cfg["std"]) == geo.pixel_std
+
+
+def test_config_module_imports_without_torch(tmp_path) -> None:
+    block = tmp_path / "sitecustomize.py"
+    block.write_text(
+        "import sys\n"
+        "class _NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _NoTorch())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    code = ("from frpt_runtime.families.vpt import VPTConfig; import sys; "
+            "assert 'torch' not in sys.modules; print(VPTConfig(input_size=56).to_json())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert '"input_size": 56' in out.stdout
+
+
+def test_recipes_are_the_papers_vit_s_configs() -> None:
+    cub_cfg, cub = recipe("cub")
+    assert (cub["optimizer"], cub["lr"], cub["lr_proxy"], cub["weight_decay"], cub["epochs"]) == ("sgd", 5e-3, 0.1,
+                                                                                                  1e-6, 15)
+    assert (cub_cfg["num_prompt"], cub_cfg["prompt_depth"], cub_cfg["num_p_prompt"], cub_cfg["p_prompt_depth"],
+            cub_cfg["proxy_bias_ratio"]) == (10, 12, 3, 12, 0.5)
+    cars_cfg, cars = recipe("cars")
+    assert (cars["optimizer"], cars["lr"], cars["lr_proxy"], cars["epochs"]) == ("adamw", 5e-4, 0.01, 50)
+    assert VPTConfig(**cars_cfg).prompt_counts == tuple(80 - 2 * i for i in range(11))
+    assert VPTConfig(**cars_cfg).p_prompt_counts == tuple(50 - 2 * i for i in range(8))
+    assert set(RECIPES) == {"cub", "cars"}
+    for name in RECIPES:
+        VPTTrainSettings.from_recipe(name)  # every recipe is a valid settings object
+    assert VPTTrainSettings() == VPTTrainSettings.from_recipe("cub")
+    with pytest.raises(FrptError, match="unknown VPT recipe 'sop'"):
+        recipe("sop")
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [({"optimizer": "adam"}, "--optimizer"), ({"positive_mean": "x"}, "--positive-mean"),
+     ({"epochs": 0}, "--epochs"), ({"crop_scale": (0.5, 0.2)}, "crop scale")],
+)
+def test_bad_settings(changes: dict, match: str) -> None:
+    with pytest.raises(FrptError, match=match):
+        VPTTrainSettings(**changes)
