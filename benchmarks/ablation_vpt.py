@@ -57,13 +57,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from frpt.datasets import ImageListDataset, load_split
-from frpt.metrics import recall_at_k
+from frpt.dataset_layouts import load_split
+from frpt.datasets import ImageListDataset
 from frpt.synthetic import SyntheticSpec, generate_synthetic
 from frpt.train import embed_dataset
 from frpt.vpt.model import VPTModel, create_model
 from frpt.vpt.train import VPTTrainSettings, train_vpt
 from frpt_runtime.families.vpt import VPTConfig
+from frpt_runtime.metrics import recall_at_k
 
 KS = (1, 2, 4, 8)
 
@@ -106,8 +107,14 @@ def main() -> None:
     torch.manual_seed(args.seed)
     base = VPTConfig(input_size=args.input_size, num_prompt=args.num_prompt, num_p_prompt=args.num_p_prompt)
     settings = VPTTrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        lr_proxy=args.lr_proxy, seed=args.seed, device="cpu", progress=False,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        lr_proxy=args.lr_proxy,
+        seed=args.seed,
+        device="cpu",
+        progress=False,
     )
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,8 +127,11 @@ def main() -> None:
         test = ImageListDataset(load_split(root, "test"), args.input_size, base.crop_pct)
         labels = np.array(test.split.labels)
         frozen = create_model(base.replace(num_prompt=0, prompt_depth=0, semantic_proxies=False)).eval()
-        rows["frozen CLS"] = {"recall": recall_at_k(frozen_cls_embeddings(frozen, test), labels, KS),
-                              "trainable_share": 0.0, "image_branch_share": 0.0}
+        rows["frozen CLS"] = {
+            "recall": recall_at_k(frozen_cls_embeddings(frozen, test), labels, KS),
+            "trainable_share": 0.0,
+            "image_branch_share": 0.0,
+        }
         n_train = len(load_split(root, "train"))
         for name, config in variants(base).items():
             wall, cpu = time.perf_counter(), time.process_time()
@@ -161,9 +171,12 @@ def main() -> None:
     print(f"{'method':<22}{header}")
     for name, row in rows.items():
         recall = row["recall"]
-        print(f"{name:<22}" + "".join(f"{100 * recall[f'recall@{k}']:7.1f}" for k in KS)
-              + f"{100 * row['trainable_share']:9.2f}{100 * row['image_branch_share']:9.2f}"
-              + (f"{row['wall_per_step']:8.1f}" if "wall_per_step" in row else f"{'-':>8}"))
+        print(
+            f"{name:<22}"
+            + "".join(f"{100 * recall[f'recall@{k}']:7.1f}" for k in KS)
+            + f"{100 * row['trainable_share']:9.2f}{100 * row['image_branch_share']:9.2f}"
+            + (f"{row['wall_per_step']:8.1f}" if "wall_per_step" in row else f"{'-':>8}")
+        )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,24 @@
-"""VPT model: prompt insertion/removal, equality with plain timm, explicit numerics, BitFit freezing,
-checkpoint round trip, factory errors."""
+"""VPT model: prompt insertion/removal, equality with plain timm, BitFit freezing, checkpoint round trip through the
+shared family-dispatched checkpoint, the model registry, factory errors."""
 
 from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 from vpt_testkit import random_images, small_config
 
-from frpt.errors import FrptError
-from frpt.vpt.checkpoint import checkpoint_payload, model_from_payload
+from frpt import families
+from frpt.checkpoint import load_checkpoint, save_checkpoint
 from frpt.vpt.loss import proxy_anchor_loss
 from frpt.vpt.model import VPTModel, create_model
-from frpt.vpt.numerics import FP32
 from frpt.vpt.prompts import DeepPrompts, run_with_prompts
 from frpt.vpt.train import VPTTrainSettings, build_optimisers
 from frpt.vpt.vit_weights import create_vit
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families import FAMILIES
 from frpt_runtime.families.vpt import VPTConfig
 
 
@@ -95,15 +96,6 @@ def test_zero_prompts_equal_plain_timm_exactly(vit28, depth: int) -> None:
     assert torch.equal(embedding, F.normalize(m.head(m.fc_norm(plain[:, 0])), dim=1, eps=1e-12))
 
 
-def test_explicit_fp32_numerics_match_timm(model: VPTModel) -> None:
-    x = random_images(2, 28, seed=3)
-    with torch.no_grad():
-        timm_path = model.tokens(x, model.prompts.shared())
-        explicit = model.tokens(x, model.prompts.shared(), FP32)
-        assert (model.embed(x) - model.embed(x, FP32)).abs().max() < 1e-5
-    assert (timm_path - explicit).abs().max() < 1e-4
-
-
 def test_embedding_contract(model: VPTModel) -> None:
     images = torch.randint(0, 256, (3, 28, 28, 3), dtype=torch.uint8)
     model.train()
@@ -119,8 +111,9 @@ def test_embedding_contract(model: VPTModel) -> None:
 def _bitfit_step(vit28, optimizer: str, **changes) -> tuple[VPTModel, dict[str, torch.Tensor]]:
     m = _model(vit28, seed=1, **changes).train()
     before = {k: v.detach().clone() for k, v in m.state_dict().items()}
-    main, proxies, _ = build_optimisers(m, VPTTrainSettings(optimizer=optimizer, lr=0.05, lr_proxy=0.1,
-                                                            weight_decay=0.0))
+    main, proxies, _ = build_optimisers(
+        m, VPTTrainSettings(optimizer=optimizer, lr=0.05, lr_proxy=0.1, weight_decay=0.0)
+    )
     x, labels = random_images(6, 28, seed=2), torch.tensor([0, 0, 3, 3, 1, 1])
     loss = proxy_anchor_loss(m(x), labels, m.loss_proxies(x, labels))
     loss.backward()
@@ -141,8 +134,17 @@ def test_bitfit_only_biases_prompts_heads_gru_and_proxies_change(vit28, optimize
     assert vit_biases <= changed
     trainable_heads = {k for k in before if k.startswith(("prompts.", "fc_norm.", "head.", "semantic.", "proxy_bias"))}
     assert changed <= vit_biases | trainable_heads
-    for part in ("prompts.tokens.0", "fc_norm.weight", "head.weight", "proxy_bias", "semantic.prompts.tokens.0",
-                 "semantic.norm.weight", "semantic.head.weight", "semantic.cell.w_iz", "semantic.container"):
+    for part in (
+        "prompts.tokens.0",
+        "fc_norm.weight",
+        "head.weight",
+        "proxy_bias",
+        "semantic.prompts.tokens.0",
+        "semantic.norm.weight",
+        "semantic.head.weight",
+        "semantic.cell.w_iz",
+        "semantic.container",
+    ):
         assert part in changed, part
     # class-specific prompt rows of classes absent from the batch get no update (no weight decay here)
     for row in (2, 4):
@@ -182,29 +184,45 @@ def test_parameter_report(model: VPTModel) -> None:
 
 
 def test_checkpoint_round_trip_weights_only(model: VPTModel, tmp_path) -> None:
-    path = tmp_path / "vpt.pt"
-    torch.save(checkpoint_payload(model), path)
+    """The shared checkpoint writer and reader (frpt.checkpoint) carry the family; plain data, weights_only."""
+    path = save_checkpoint(model, tmp_path / "vpt.pt")
     payload = torch.load(path, weights_only=True)
-    assert isinstance(payload["config"], str)
-    loaded = model_from_payload(payload, str(path))
-    assert loaded.config == model.config and not loaded.training
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert payload["family"] == "vpt" and isinstance(payload["config"], str)
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, VPTModel) and loaded.config == model.config and not loaded.training
+    pairs = zip(model.state_dict().items(), loaded.state_dict().items(), strict=True)
+    assert all(ka == kb and torch.equal(a, b) for (ka, a), (kb, b) in pairs)  # container, GRU, p_prompts included
     images = torch.randint(0, 256, (2, 28, 28, 3), dtype=torch.uint8)
     assert torch.equal(model.embed_uint8(images), loaded.embed_uint8(images))
 
 
-def test_checkpoint_errors_are_one_line(model: VPTModel) -> None:
-    payload = checkpoint_payload(model)
-    bad_config = dict(payload, config=payload["config"].replace('"input_size": 28', '"input_size": 30'))
-    for broken, match in (
-        (dict(payload, config="{not json"), "unreadable VPT model config"),
-        (bad_config, "unreadable VPT model config: input_size must be a multiple"),
-        (dict(payload, config=payload["config"].replace('"embed_dim": 16', '"embed_dim": 8')), "does not fit"),
-        ({"config": payload["config"]}, "holds no state_dict"),
-    ):
+def test_checkpoint_errors_are_one_line(model: VPTModel, tmp_path) -> None:
+    payload = torch.load(save_checkpoint(model, tmp_path / "good.pt"), weights_only=True)
+    config = payload["config"]
+    for i, (broken, match) in enumerate(
+        (
+            (dict(payload, config="{not json"), "has an unreadable model config"),
+            (dict(payload, config=config.replace('"input_size": 28', '"input_size": 30')),
+             "invalid vpt model config: input_size must be a multiple of the patch size 14"),
+            (dict(payload, config=config.replace('"embed_dim": 16', '"embed_dim": 8')),
+             "does not fit the vpt vit_small_patch14_dinov2 architecture"),
+            (dict(payload, family="xyz"), "unknown model family 'xyz'"),
+            ({k: v for k, v in payload.items() if k != "state_dict"}, "holds no state_dict"),
+        )
+    ):  # fmt: skip
+        path = tmp_path / f"bad{i}.pt"
+        torch.save(broken, path)
         with pytest.raises(FrptError, match=match) as info:
-            model_from_payload(broken, "x.pt")
+            load_checkpoint(path)
         assert "\n" not in str(info.value)
+
+
+def test_registered_in_the_model_registry() -> None:
+    assert set(families.FACTORIES) == set(FAMILIES) and families.FACTORIES["vpt"] is create_model
+    model = families.create_model(small_config(), random_init=True)
+    assert isinstance(model, VPTModel) and model.embedding_dim == 16
+    surface = ("config", "embedding_dim", "prepare", "embed", "embed_uint8", "trainable_parameters", "parameter_report")
+    assert all(hasattr(model, name) for name in surface)
 
 
 def test_factory_errors() -> None:

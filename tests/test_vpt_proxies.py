@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from frpt.errors import FrptError
 from frpt.vpt.loss import proxy_anchor_loss
 from frpt.vpt.proxies import ReluGRUCell, SemanticProxies, gru_container_update
 from frpt.vpt.sampler import ClassBalancedBatchSampler
+from frpt_runtime.errors import FrptError
 
 
 def _log1p_exp_sum(*terms: float) -> float:

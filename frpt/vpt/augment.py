@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from frpt.datasets import ImageListDataset, RetrievalSplit
+from frpt.dataset_layouts import RetrievalSplit
+from frpt.datasets import ImageListDataset
 
-__all__ = ["RandomResizedCropImages", "DEFAULT_SCALE", "DEFAULT_RATIO"]
+__all__ = ["DEFAULT_RATIO", "DEFAULT_SCALE", "RandomResizedCropImages"]
 
 DEFAULT_SCALE = (0.08, 1.0)
 DEFAULT_RATIO = (3 / 4, 4 / 3)

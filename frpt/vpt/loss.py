@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["POSITIVE_MEANS", "proxy_anchor_loss"]
+from frpt.vpt.recipes import POSITIVE_MEANS
 
-POSITIVE_MEANS = ("positive", "all")
+__all__ = ["proxy_anchor_loss"]
 
 
 def _log1p_sum_exp(logits: Tensor, mask: Tensor) -> Tensor:
@@ -60,8 +60,9 @@ def proxy_anchor_loss(
     if positive_mean not in POSITIVE_MEANS:
         raise ValueError(f"positive_mean must be one of {POSITIVE_MEANS}, got {positive_mean!r}")
     if embeddings.dim() != 2 or proxies.dim() != 2 or embeddings.shape[1] != proxies.shape[1]:
-        raise ValueError(f"embeddings [B, E] and proxies [C, E] needed, got {tuple(embeddings.shape)}, "
-                         f"{tuple(proxies.shape)}")
+        raise ValueError(
+            f"embeddings [B, E] and proxies [C, E] needed, got {tuple(embeddings.shape)}, {tuple(proxies.shape)}"
+        )
     sims = F.normalize(embeddings.float(), dim=1) @ F.normalize(proxies.float(), dim=1).T  # [B, C]
     positive = F.one_hot(labels, proxies.shape[0]).bool()
     pos = _log1p_sum_exp(-alpha * (sims - delta), positive)

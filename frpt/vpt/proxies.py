@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from frpt.vpt.prompts import DeepPrompts
 
-__all__ = ["ReluGRUCell", "gru_container_update", "SemanticProxies", "initial_proxy_rows"]
+__all__ = ["ReluGRUCell", "SemanticProxies", "gru_container_update", "initial_proxy_rows"]
 
 
 def initial_proxy_rows(num_classes: int, dim: int) -> Tensor:

@@ -18,37 +18,79 @@ implement.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
-__all__ = ["RECIPES", "recipe"]
+__all__ = ["OPTIMIZERS", "POSITIVE_MEANS", "RECIPES", "recipe"]
+
+OPTIMIZERS = ("sgd", "adamw")  # both optimisers (model parameters, proxy bias) are of this kind
+POSITIVE_MEANS = ("positive", "all")  # Proxy-Anchor's positive term over P+ (Kim et al.) or all C (the authors')
 
 _COMMON_SETTINGS = {"batch_size": 64, "samples_per_class": 2, "momentum": 0.9}
 
-RECIPES: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({
-    "cub": MappingProxyType({
-        "config": MappingProxyType({
-            "embed_dim": 384, "num_prompt": 10, "prompt_depth": 12, "prompt_block_step": 0,
-            "num_p_prompt": 3, "p_prompt_depth": 12, "p_prompt_block_step": 0, "proxy_bias_ratio": 0.5,
-        }),
-        "settings": MappingProxyType(_COMMON_SETTINGS | {
-            "optimizer": "sgd", "lr": 5e-3, "lr_proxy": 0.1, "weight_decay": 1e-6, "epochs": 15,
-            "cosine_epochs": 50, "cosine_min": 1e-8,
-        }),
-    }),
-    "cars": MappingProxyType({
-        "config": MappingProxyType({
-            "embed_dim": 384, "num_prompt": 80, "prompt_depth": 11, "prompt_block_step": 2,
-            "num_p_prompt": 50, "p_prompt_depth": 8, "p_prompt_block_step": 2, "proxy_bias_ratio": 0.7,
-        }),
-        "settings": MappingProxyType(_COMMON_SETTINGS | {
-            "optimizer": "adamw", "lr": 5e-4, "lr_proxy": 0.01, "weight_decay": 0.0, "epochs": 50,
-            "cosine_epochs": 50, "cosine_min": 1e-6,
-        }),
-    }),
-})
+RECIPES: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType(
+    {
+        "cub": MappingProxyType(
+            {
+                "config": MappingProxyType(
+                    {
+                        "embed_dim": 384,
+                        "num_prompt": 10,
+                        "prompt_depth": 12,
+                        "prompt_block_step": 0,
+                        "num_p_prompt": 3,
+                        "p_prompt_depth": 12,
+                        "p_prompt_block_step": 0,
+                        "proxy_bias_ratio": 0.5,
+                    }
+                ),
+                "settings": MappingProxyType(
+                    _COMMON_SETTINGS
+                    | {
+                        "optimizer": "sgd",
+                        "lr": 5e-3,
+                        "lr_proxy": 0.1,
+                        "weight_decay": 1e-6,
+                        "epochs": 15,
+                        "cosine_epochs": 50,
+                        "cosine_min": 1e-8,
+                    }
+                ),
+            }
+        ),
+        "cars": MappingProxyType(
+            {
+                "config": MappingProxyType(
+                    {
+                        "embed_dim": 384,
+                        "num_prompt": 80,
+                        "prompt_depth": 11,
+                        "prompt_block_step": 2,
+                        "num_p_prompt": 50,
+                        "p_prompt_depth": 8,
+                        "p_prompt_block_step": 2,
+                        "proxy_bias_ratio": 0.7,
+                    }
+                ),
+                "settings": MappingProxyType(
+                    _COMMON_SETTINGS
+                    | {
+                        "optimizer": "adamw",
+                        "lr": 5e-4,
+                        "lr_proxy": 0.01,
+                        "weight_decay": 0.0,
+                        "epochs": 50,
+                        "cosine_epochs": 50,
+                        "cosine_min": 1e-6,
+                    }
+                ),
+            }
+        ),
+    }
+)
 
 
 def recipe(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

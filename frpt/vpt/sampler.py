@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from frpt.errors import FrptError
+from frpt_runtime.errors import FrptError
 
 __all__ = ["ClassBalancedBatchSampler"]
 
@@ -59,8 +59,9 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         k = self.samples_per_class
         if len(members) >= k:
             return self.rng.choice(members, size=k, replace=False)
-        repeats = np.concatenate([np.tile(members, k // len(members)),
-                                  self.rng.choice(members, size=k % len(members), replace=False)])
+        repeats = np.concatenate(
+            [np.tile(members, k // len(members)), self.rng.choice(members, size=k % len(members), replace=False)]
+        )
         return self.rng.permutation(repeats)
 
     def __iter__(self) -> Iterator[list[int]]:

