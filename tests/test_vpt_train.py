@@ -99,6 +99,10 @@ def test_export_refuses_frpt_only_options(trained, tmp_path) -> None:
         (["--backbone", "vit_small_patch16_224"], "it is a vpt backbone, add --family vpt"),
         (["--family", "vpt", "--input-size", "30"], "multiple of the patch size 14"),
         (["--family", "vpt", "--optimizer", "adamw", "--lr", "0"], "--lr must be > 0"),
+        (
+            ["--family", "vpt", "--batch-size", "33"],
+            "--batch-size 33 must be a positive multiple of --samples-per-class 2",
+        ),
     ],
 )
 def test_options_of_the_other_family_are_refused_before_any_work(tmp_path, args, message) -> None:

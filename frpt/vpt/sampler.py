@@ -17,7 +17,19 @@ from torch.utils.data import Sampler
 
 from frpt_runtime.errors import FrptError
 
-__all__ = ["ClassBalancedBatchSampler"]
+__all__ = ["ClassBalancedBatchSampler", "check_batch_layout"]
+
+
+def check_batch_layout(batch_size: int, samples_per_class: int) -> None:
+    """Refuse a batch layout the sampler cannot build (checked before any data is read or generated).
+
+    Raises:
+        FrptError: ``batch_size`` not a positive multiple of ``samples_per_class``.
+    """
+    if samples_per_class < 1 or batch_size < samples_per_class or batch_size % samples_per_class:
+        raise FrptError(
+            f"--batch-size {batch_size} must be a positive multiple of --samples-per-class {samples_per_class}"
+        )
 
 
 class ClassBalancedBatchSampler(Sampler[list[int]]):
@@ -34,10 +46,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, labels: Sequence[int], batch_size: int = 64, samples_per_class: int = 2, seed: int = 0) -> None:
-        if samples_per_class < 1 or batch_size < samples_per_class or batch_size % samples_per_class:
-            raise FrptError(
-                f"--batch-size {batch_size} must be a positive multiple of --samples-per-class {samples_per_class}"
-            )
+        check_batch_layout(batch_size, samples_per_class)
         labels = np.asarray(labels, dtype=np.int64)
         classes = np.unique(labels)
         self.classes_per_batch = batch_size // samples_per_class

@@ -32,7 +32,7 @@ from frpt.vpt.augment import DEFAULT_SCALE, RandomResizedCropImages
 from frpt.vpt.loss import proxy_anchor_loss
 from frpt.vpt.model import VPTModel, create_model
 from frpt.vpt.recipes import OPTIMIZERS, POSITIVE_MEANS, recipe
-from frpt.vpt.sampler import ClassBalancedBatchSampler
+from frpt.vpt.sampler import ClassBalancedBatchSampler, check_batch_layout
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.vpt import VPTConfig
 
@@ -85,6 +85,7 @@ class VPTTrainSettings:
             raise FrptError(f"--positive-mean must be one of {POSITIVE_MEANS}, got {self.positive_mean!r}")
         if self.epochs < 1 or self.cosine_epochs < 1:
             raise FrptError(f"--epochs and the cosine length must be >= 1, got {self.epochs}, {self.cosine_epochs}")
+        check_batch_layout(self.batch_size, self.samples_per_class)
         if not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
             raise FrptError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
 
