@@ -171,7 +171,7 @@ def train_command(
             label_smoothing, evaluate, device, family.value, value(recipe), value(optimizer), lr_proxy,
             samples_per_class, num_prompt, prompt_depth, bitfit, semantic_proxies, value(positive_mean),
         )  # fmt: skip
-        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json)
+        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json, "frpt-train")
 
     run_command(debug, body)
 
@@ -200,7 +200,9 @@ def eval_command(
         from frpt.jobs import EvalJob, run_eval_job
 
         return emit_report(
-            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)), as_json
+            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)),
+            as_json,
+            "frpt-eval",
         )
 
     run_command(debug, body)

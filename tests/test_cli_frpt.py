@@ -40,7 +40,9 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-train"
+    summary = document["result"]
     assert summary["checkpoint"] == str(ckpt) and ckpt.is_file()
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
     assert len(summary["history"]) == 1
@@ -51,7 +53,9 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
         ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "-o", str(png), "--json"],
     )
     assert result.exit_code == 0, result.output
-    recall = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-eval"
+    recall = document["result"]
     assert set(recall) >= {"recall@1", "recall@2", "recall@4", "recall@8", "images", "classes", "warps_png"}
     with Image.open(png) as im:
         assert im.size[0] == 3 * 64 and im.size[1] > 3 * 64
@@ -68,7 +72,7 @@ def test_eval_of_frpt_embed_output(tmp_path) -> None:
     write_embed_output(tmp_path, ["a/1.png", "b/1.png", "b/2.png", "a/2.png"], rows)
     result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["recall@1"] == 0.0  # nearest neighbours are all of the other class
+    assert json.loads(result.stdout)["result"]["recall@1"] == 0.0  # nearest neighbours are all of the other class
     result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--ckpt", "x.pt"])
     assert result.exit_code == 2 and "not both" in result.stderr
 

@@ -154,7 +154,7 @@ def test_resume_after_kill_is_byte_identical(setup: tuple[Path, Path, np.ndarray
     assert rows_bytes > journaled * 8 * 4  # orphan rows of the unjournaled chunk are on disk
     done = _cli_embed(folder, model, resumed, "--resume", "--json")
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)["embed"]
+    report = json.loads(done.stdout)["result"]["embed"]
     assert report["resumed_images"] == 6 and report["count"] == 9
     for name in ("embeddings.npy", "manifest.json"):
         assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
@@ -170,7 +170,7 @@ def test_resume_refuses_other_run_and_restarts_without_flag(
     expected = f"partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume"
     assert other.returncode == 2 and other.stderr.strip().splitlines() == [f"error: {expected} to start over"]
     fresh = _cli_embed(folder, model, out, "--json")
-    assert fresh.returncode == 0 and json.loads(fresh.stdout)["embed"]["resumed_images"] == 0
+    assert fresh.returncode == 0 and json.loads(fresh.stdout)["result"]["embed"]["resumed_images"] == 0
 
 
 def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
@@ -235,7 +235,7 @@ def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(
     with open(journal, "ab") as handle:
         handle.write(b'{"chunk": 2, "pa')  # a crash in the middle of appending
     done = _cli_embed(folder, model, out, "--resume", "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["embed"]["resumed_images"] == 4
+    assert done.returncode == 0 and json.loads(done.stdout)["result"]["embed"]["resumed_images"] == 4
     assert _cli_embed(folder, model, out, crash=1).returncode == -9
     journal.write_bytes(b"garbage\n")
     broken = _cli_embed(folder, model, out, "--resume")

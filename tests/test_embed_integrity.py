@@ -85,7 +85,9 @@ def test_second_run_on_the_same_out_is_refused_and_a_killed_holder_leaves_no_sta
         first.send_signal(signal.SIGKILL)  # kill -9: the OS drops the lock
         first.wait(timeout=60)
     resumed = _embed(folder, model, out, "--resume", "--json")
-    assert resumed.returncode == 0 and json.loads(resumed.stdout)["embed"]["resumed_images"] == 2, resumed.stderr
+    assert resumed.returncode == 0 and json.loads(resumed.stdout)["result"]["embed"]["resumed_images"] == 2, (
+        resumed.stderr
+    )
     assert sorted(os.listdir(out)) == FINAL
 
 
@@ -147,7 +149,7 @@ def test_missing_journal_restarts_the_resume_from_chunk_0(setup, tmp_path) -> No
     assert _embed(folder, model, out, spec="fsync:journal.jsonl:3").returncode == -9
     (out / PARTIAL_DIR / "journal.jsonl").unlink()
     done = _embed(folder, model, out, "--resume", "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["embed"]["resumed_images"] == 0, done.stderr
+    assert done.returncode == 0 and json.loads(done.stdout)["result"]["embed"]["resumed_images"] == 0, done.stderr
     assert _pair(out) == _pair(expected)
 
 

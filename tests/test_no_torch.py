@@ -104,7 +104,9 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
         timeout=120,
     )
     assert embed.returncode == 0, embed.stderr
-    result = json.loads(embed.stdout)
+    document = json.loads(embed.stdout)
+    assert document["command"] == "frpt-embed"
+    result = document["result"]
     assert result["parity"]["passed"] and result["embed"]["count"] == 4 and len(result["embed"]["skipped"]) == 3
     assert np.load(out / "embeddings.npy").shape == (4, 8)
     verify = subprocess.run([_script("frpt-verify"), str(model)], env=env, capture_output=True, text=True, timeout=120)
@@ -168,6 +170,6 @@ def test_index_and_search_end_to_end_without_torch(tmp_path: Path) -> None:
         str(tmp_path / "s.png"),
     )
     assert found.returncode == 0, found.stderr
-    hits = json.loads(found.stdout)["queries"][0]["hits"]
+    hits = json.loads(found.stdout)["result"]["queries"][0]["hits"]
     assert hits[0]["path"] == image.resolve().as_posix() and hits[0]["score"] >= 0.9999
     assert (tmp_path / "s.png").stat().st_size > 0

@@ -61,7 +61,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def _search(*args: str) -> dict:
     res = RUNNER.invoke(search_app, [*args, "--json"])
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout)
+    document = json.loads(res.stdout)
+    assert document["command"] == "frpt-search"
+    return document["result"]
 
 
 def _fails(app, args: list[str], message: str) -> None:
@@ -170,7 +172,7 @@ def test_build_approximate_prints_recall_and_add_extends(demo: dict[str, Path], 
     assert "recall@10 vs exact search: 1.0000 on 12 gallery images" in built.stdout and "ef_search=64" in built.stdout
     added = RUNNER.invoke(index_app, ["build", str(demo["more"]), "-o", str(target), "--add", "--json"])
     assert added.exit_code == 0, added.output
-    report = json.loads(added.stdout)
+    report = json.loads(added.stdout)["result"]
     assert report["count"] == 15 and report["added"] == 3 and report["kind"] == "hnsw" and report["recall"]["k"] == 10
     assert report["params"]["ef_search"] == 64
     facts = json.loads(sidecar_path(target).read_text())

@@ -73,7 +73,7 @@ def embed(
             images_dir, onnx, engine, out, batch_size, workers, device, split_providers(providers), plugin_lib, resume,
             verify, bundle, follow_symlinks,
         )  # fmt: skip
-        return emit_report(run_embed_job(job), as_json)
+        return emit_report(run_embed_job(job), as_json, "frpt-embed")
 
     run_command(debug, body, interrupted=f"interrupted: finished batches are kept in {out}; continue with --resume")
 
@@ -95,6 +95,6 @@ def verify(
         from frpt_runtime.verify import verify_file
 
         report = verify_file(model, bundle, device=device, providers=split_providers(providers), plugin_lib=plugin_lib)
-        return emit_report(report, as_json)
+        return emit_report(report, as_json, "frpt-verify")
 
     run_command(debug, body)

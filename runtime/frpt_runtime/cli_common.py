@@ -143,12 +143,21 @@ def make_app(name: str, help: str, epilog: str | None = None, group: bool = Fals
     return app
 
 
-def emit_report(report: Any, as_json: bool) -> int:
-    """Print a report to stdout (``to_dict()`` as JSON, or ``format()``); exit code 1 when it is falsy.
+def emit_report(report: Any, as_json: bool, command: str) -> int:
+    """Print a report to stdout; exit code 1 when it is falsy.
 
-    A falsy report is a failed parity check: its ``failure()`` line also goes to stderr.
+    ``--json`` prints the one shape every command shares: ``{"command": "<command line name>", "result":
+    <the report's to_dict()>}`` (e.g. ``{"command": "frpt-export trt", "result": {"export": null, "build":
+    {...}}}``), so a reader checks ``command`` and reads ``result``; otherwise ``format()``. A falsy report is a
+    failed parity check: its ``failure()`` line also goes to stderr.
+
+    Args:
+        report: the library function's report (``to_dict``, ``format``, ``__bool__``, ``failure``).
+        as_json: print JSON instead of the human summary.
+        command: the command as typed, without options: ``frpt-embed``, ``frpt-export trt``.
     """
-    typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.format())
+    document = {"command": command, "result": report.to_dict()}
+    typer.echo(json.dumps(document, indent=2, sort_keys=True) if as_json else report.format())
     if report:
         return 0
     typer.echo(f"error: parity check failed: {report.failure()}", err=True)

@@ -101,7 +101,7 @@ def build(
         report = build_index(
             embedding_dirs, out, kind=kind_name, params=_params(param), add=add, recall_queries=recall_queries
         )
-        return emit_report(report, as_json)
+        return emit_report(report, as_json, "frpt-index build")
 
     run_command(debug, body)
 
@@ -141,6 +141,6 @@ def search(
             tuple(queries), index, onnx, engine, device, split_providers(providers), plugin_lib, k, exclude_self,
             sheet, html, batch_size, workers,
         )  # fmt: skip
-        return emit_report(run_search_job(job), as_json)
+        return emit_report(run_search_job(job), as_json, "frpt-search")
 
     run_command(debug, body)
