@@ -24,13 +24,16 @@ import torch
 from onnx import TensorProto
 from runtime_toys import make_image_folder
 from test_no_torch import BLOCKER
+from typer.testing import CliRunner
 from vpt_testkit import dinov2_path_or_skip
 
 from frpt.vpt.model import VPTModel, create_model
+from frpt_export.cli import app as export_app
 from frpt_export.families import lower_model
 from frpt_export.graph import LowerOptions, Uint8Embedder
 from frpt_export.onnx_export import ExportReport, export_onnx
 from frpt_export.reference import reference_images, split_batches, torch_embeddings
+from frpt_export.triton_repo import TritonJob, write_triton_repository
 from frpt_export.vit_lowering import ExplicitBlock
 from frpt_runtime.bundle import load_bundle
 from frpt_runtime.contract import Lowering, Precision, bundle_path_for
@@ -40,6 +43,7 @@ from frpt_runtime.onnx_files import model_sha256
 from frpt_runtime.parity import compare_embeddings
 
 SIZE = 56
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +205,36 @@ def test_tensorrt_rtx_builds_both_graphs(exports, tmp_path, precision: str) -> N
     report = build_engine(exports[precision].onnx_path, plan, BatchProfile(1, 2, 4))
     assert report and (report.precision, report.lowering) == (precision, "standard") and report.plan_bytes > 1_000_000
     assert read_sidecar(plan).onnx_metadata["frpt.family"] == "vpt"
+    bundle = bundle_path_for(exports[precision].onnx_path)  # the plan's width comes from the export's bundle
+    served = write_triton_repository(TritonJob(plan, tmp_path / "repo", bundle=bundle))
+    assert (served.platform, served.max_batch_size, served.preferred_batch_size) == ("tensorrt_plan", 4, [2, 4])
+    assert (served.input_dims, served.output_dims) == ([SIZE, SIZE, 3], [128])
+
+
+def test_triton_repository_of_a_vpt_export(exports, tmp_path) -> None:
+    """``frpt-export triton`` on the fp16 VPT graph: the contract's I/O (``--json``: the shared shape), the bundle
+    copied, the model's family in its README; Triton's own ``ModelConfig`` parses it when tritonclient is there."""
+    out = tmp_path / "repo"
+    done = runner.invoke(export_app, ["triton", exports["fp16"].onnx_path, "-o", str(out), "--name", "vpt", "--json"])
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    assert document["command"] == "frpt-export triton"
+    result = document["result"]
+    assert (result["platform"], result["input_dims"], result["output_dims"]) == (
+        "onnxruntime_onnx",
+        [SIZE, SIZE, 3],
+        [128],
+    )
+    assert (out / "vpt" / "1" / "model.ref.npz").is_file() and "(vpt, fp16 graph" in (
+        out / "vpt" / "README.md"
+    ).read_text()
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        return  # the triton extra is not installed: the dims above are the contract's, checked from the graph
+    config = text_format.Parse((out / "vpt" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert [list(t.dims) for t in (*config.input, *config.output)] == [[SIZE, SIZE, 3], [128]]
 
 
 def test_runtime_commands_run_a_vpt_export_without_torch(exports, tmp_path) -> None:
@@ -218,8 +252,35 @@ def test_runtime_commands_run_a_vpt_export_without_torch(exports, tmp_path) -> N
     command = [script("frpt-embed"), str(folder), "--onnx", exports["fp16"].onnx_path, "-o", str(out), "--verify"]
     done = subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert result["parity"]["passed"] and result["embed"]["count"] == 4
+    document = json.loads(done.stdout)
+    result = document["result"]
+    assert document["command"] == "frpt-embed" and result["parity"]["passed"] and result["embed"]["count"] == 4
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["family"] == "vpt" and manifest["precision"] == "fp16"
     assert np.load(out / "embeddings.npy").shape == (4, 128)
+    _index_and_search(script, env, folder, out, exports, tmp_path)
+
+
+def _index_and_search(script, env, folder: Path, emb: Path, exports, tmp_path: Path) -> None:
+    """frpt-index / frpt-search on the VPT embeddings (torch blocked): an image's own gallery row ranks first; a
+    query embedded by the other precision's export is refused in one line (the index names its model)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        pytest.skip("FAISS is not installed (pip install 'frpt-toolkit[search]')")
+    index = tmp_path / "vpt.index"
+
+    def run(name: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([script(name), *args], env=env, capture_output=True, text=True, timeout=300)
+
+    assert run("frpt-index", "build", str(emb), "-o", str(index)).returncode == 0
+    image = folder / "class1" / "img1.png"
+    done = run(
+        "frpt-search", str(image), "--index", str(index), "--onnx", exports["fp16"].onnx_path, "-k", "2", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    (query,) = json.loads(done.stdout)["result"]["queries"]
+    assert Path(query["hits"][0]["path"]) == image.resolve() and query["hits"][0]["score"] >= 0.999
+    other = run("frpt-search", str(image), "--index", str(index), "--onnx", exports["fp32"].onnx_path)
+    assert other.returncode == 2 and "but the index was built with" in other.stderr
+    assert other.stderr.count("\n") == 1, other.stderr

@@ -44,7 +44,9 @@ def trained(synthetic_root, tmp_path_factory):
     ckpt = tmp_path_factory.mktemp("vpt_train") / "vpt.pt"
     result = runner.invoke(train_app, ["--data", str(synthetic_root), *TRAIN_ARGS, "-o", str(ckpt), "--eval", "--json"])
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout), ckpt, load_checkpoint(ckpt)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-train"
+    return document["result"], ckpt, load_checkpoint(ckpt)
 
 
 def test_train_command_writes_the_last_epoch_and_reports(trained, synthetic_root) -> None:
