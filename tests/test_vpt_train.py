@@ -89,6 +89,10 @@ def test_export_refuses_frpt_only_options(trained, tmp_path) -> None:
     _one_line_error(result, "the vpt family has no plugin lowering (it has: standard)")
     args = ["onnx", "--ckpt", str(ckpt), "-o", str(out), "--precision", "fp16", "--saliency-precision", "fp16"]
     _one_line_error(runner.invoke(export_app, args), "--saliency-precision applies to FRPT graphs")
+    plan = ["trt", "--ckpt", str(ckpt), "--fp16", "-o", str(out.with_suffix(".plan"))]
+    _one_line_error(runner.invoke(export_app, [*plan, "--lowering", "plugin"]), "the vpt family has no plugin lowering")
+    args = [*plan, "--saliency-precision", "fp32"]
+    _one_line_error(runner.invoke(export_app, args), "--saliency-precision applies to FRPT graphs")
     assert not out.parent.exists()
 
 
