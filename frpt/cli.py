@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from frpt.dataset_layouts import SPLITS
+from frpt.vpt.recipes import OPTIMIZERS, POSITIVE_MEANS, RECIPES
 from frpt_runtime.cli_common import (
     BatchSizeOpt,
     DebugOpt,
@@ -24,28 +25,41 @@ from frpt_runtime.cli_common import (
     out_option,
     run_command,
 )
-from frpt_runtime.contract import StrChoice
-from frpt_runtime.families.frpt import BACKBONES, DPP_VARIANTS, MIN_INPUT_SIZE, POOLINGS
+from frpt_runtime.contract import Family, StrChoice
+from frpt_runtime.families.frpt import BACKBONES, DPP_VARIANTS, POOLINGS
+from frpt_runtime.families.vpt import VIT_BACKBONES
 
 __all__ = ["eval_app", "train_app"]
 
-Backbone = StrChoice("Backbone", {name: name for name in BACKBONES})
+Backbone = StrChoice("Backbone", {name: name for name in (*BACKBONES, *VIT_BACKBONES)})
+Recipe = StrChoice("Recipe", {name: name for name in RECIPES})
+Optimizer = StrChoice("Optimizer", {name: name for name in OPTIMIZERS})
+PositiveMean = StrChoice("PositiveMean", {name: name for name in POSITIVE_MEANS})
 DppVariant = StrChoice("DppVariant", {name: name for name in DPP_VARIANTS})
 Pooling = StrChoice("Pooling", {name: name for name in POOLINGS})
 Split = StrChoice("Split", {name: name for name in SPLITS})
 
 train_app = make_app(
     "frpt-train",
-    help="Train FRPT (DPP + CAH + head + classifier) on a frozen pretrained backbone; writes a checkpoint.",
+    help="Train FRPT (DPP + CAH + head + classifier) on a frozen pretrained backbone, or --family vpt (ViT + BitFit + "
+    "deep prompts + semantic proxies); writes a checkpoint.",
 )
 eval_app = make_app(
     "frpt-eval",
     help="Recall@1/2/4/8 (leave-one-out, cosine) of a checkpoint on a dataset's held-out classes.",
 )
-TRAIN_EXAMPLE = "Example: frpt-train --synthetic data/birds --input-size 128 --epochs 10 -o frpt.pt --eval"
+TRAIN_EXAMPLE = (
+    "Examples: frpt-train --synthetic data/birds --input-size 128 --epochs 10 -o frpt.pt --eval ;  "
+    "frpt-train --family vpt --recipe cub --data /datasets/CUB_200_2011 --input-size 224 -o vpt.pt"
+)
+FRPT_ONLY, VPT_ONLY = "FRPT only", "--family vpt only"
 EVAL_EXAMPLE = (
     "Examples: frpt-eval --ckpt frpt.pt --data data/birds --show-warps 6 -o warps.png ;  frpt-eval --embeddings embed/"
 )
+
+
+def _value(choice: StrChoice | None) -> str | None:
+    return None if choice is None else choice.value
 
 
 @train_app.command(no_args_is_help=True, epilog=TRAIN_EXAMPLE)
@@ -60,35 +74,83 @@ def train_command(
         int, typer.Option("--synthetic-per-class", min=2, help="Synthetic training images per class (test: half).")
     ] = 8,
     out: Annotated[Path, out_option("Checkpoint to write.")] = Path("frpt.pt"),
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    batch_size: BatchSizeOpt = 32,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 3e-3,
+    family: Annotated[
+        Family, typer.Option("--family", help="Model family: frpt (FRPT) or vpt (VPT semantic proxies).")
+    ] = (Family.frpt),
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs (FRPT 10; vpt: the recipe's).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", "-b", min=1, help="Images per batch (FRPT 32; vpt: the recipe's 64).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="Learning rate (FRPT: AdamW 3e-3; vpt: the recipe's).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     input_size: Annotated[
-        int, typer.Option("--input-size", min=MIN_INPUT_SIZE, help="Model input side in pixels.")
+        int,
+        typer.Option(
+            "--input-size", min=1, help="Model input side in pixels (FRPT >= 64; vpt: a multiple of the patch)."
+        ),
     ] = 224,
     backbone: Annotated[
-        Backbone, typer.Option("--backbone", help="efficientnet_lite0 (packaged weights) or resnet50 (from a file).")
-    ] = Backbone.efficientnet_lite0,
+        Backbone | None,
+        typer.Option(
+            "--backbone",
+            help="FRPT: efficientnet_lite0 (packaged weights, default) or resnet50 (from a file); vpt: "
+            "vit_small_patch14_dinov2 (packaged DINOv2, default) or vit_small_patch16_224 (from a file).",
+        ),
+    ] = None,
     backbone_weights: Annotated[
-        Path | None, typer.Option("--backbone-weights", help="Backbone weights file (torchvision format for resnet50).")
+        Path | None,
+        typer.Option("--backbone-weights", help="Backbone weights file (torchvision resnet50, timm ViT state dict)."),
     ] = None,
     random_init: Annotated[
         bool, typer.Option("--random-init", help="Random backbone weights (smoke runs; no pretrained features).")
     ] = False,
     dpp_variant: Annotated[
-        DppVariant,
-        typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv)."),
-    ] = DppVariant.released,
-    pooling: Annotated[Pooling, typer.Option("--pooling", help="avg (paper) or gem (released code, with BN neck).")] = (
-        Pooling.avg
-    ),
-    cah_reduction: Annotated[int, typer.Option("--cah-reduction", min=1, help="CAH SE reduction ratio r.")] = 8,
+        DppVariant | None,
+        typer.Option("--dpp-variant", help=f"{FRPT_ONLY}: released (stride-16 tap, 1x1 conv, default) or paper."),
+    ] = None,
+    pooling: Annotated[
+        Pooling | None, typer.Option("--pooling", help=f"{FRPT_ONLY}: avg (paper, default) or gem (released code).")
+    ] = None,
+    cah_reduction: Annotated[
+        int | None, typer.Option("--cah-reduction", min=1, help=f"{FRPT_ONLY}: CAH SE reduction ratio r (8).")
+    ] = None,
     embedding_dim: Annotated[
-        int,
-        typer.Option("--embedding-dim", min=0, help="Trainable projection after pooling (0: the paper's plain head)."),
-    ] = 256,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing", min=0.0, max=1.0)] = 0.0,
+        int | None,
+        typer.Option(
+            "--embedding-dim",
+            min=0,
+            help="FRPT: projection after pooling (256; 0: the paper's plain head); "
+            "vpt: the head's width (the recipe's 384).",
+        ),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None, typer.Option("--label-smoothing", min=0.0, max=1.0, help=f"{FRPT_ONLY} (0).")
+    ] = None,
+    recipe: Annotated[
+        Recipe | None, typer.Option("--recipe", help=f"{VPT_ONLY}: the paper's ViT-S settings, cub (default) or cars.")
+    ] = None,
+    optimizer: Annotated[Optimizer | None, typer.Option("--optimizer", help=f"{VPT_ONLY}: sgd or adamw.")] = None,
+    lr_proxy: Annotated[float | None, typer.Option("--lr-proxy", help=f"{VPT_ONLY}: the proxies' rate.")] = None,
+    samples_per_class: Annotated[
+        int | None, typer.Option("--samples-per-class", min=1, help=f"{VPT_ONLY}: k per class in a batch (2).")
+    ] = None,
+    num_prompt: Annotated[int | None, typer.Option("--num-prompt", min=0, help=f"{VPT_ONLY}: prompt tokens.")] = None,
+    prompt_depth: Annotated[
+        int | None, typer.Option("--prompt-depth", min=0, help=f"{VPT_ONLY}: blocks with prompts.")
+    ] = None,
+    bitfit: Annotated[
+        bool | None, typer.Option("--bitfit/--no-bitfit", help=f"{VPT_ONLY}: train every ViT bias (on).")
+    ] = None,
+    semantic_proxies: Annotated[
+        bool | None,
+        typer.Option("--semantic-proxies/--no-semantic-proxies", help=f"{VPT_ONLY}: the semantic-proxy pass (on)."),
+    ] = None,
+    positive_mean: Annotated[
+        PositiveMean | None,
+        typer.Option("--positive-mean", help=f"{VPT_ONLY}: Proxy-Anchor positive term over P+ (default) or all."),
+    ] = None,
     evaluate: Annotated[
         bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")
     ] = False,
@@ -97,15 +159,17 @@ def train_command(
     debug: DebugOpt = False,
     version: VersionOpt = False,
 ) -> None:
-    """Train FRPT and save a self-contained checkpoint."""
+    """Train a model of either family and save a self-contained checkpoint."""
 
     def body() -> int:
         from frpt.jobs import TrainJob, run_train_job
 
+        value = _value
         job = TrainJob(
-            data, synthetic, synthetic_per_class, out, epochs, batch_size, lr, seed, input_size, backbone.value,
-            backbone_weights, random_init, dpp_variant.value, pooling.value, cah_reduction, embedding_dim,
-            label_smoothing, evaluate, device,
+            data, synthetic, synthetic_per_class, out, epochs, batch_size, lr, seed, input_size, value(backbone),
+            backbone_weights, random_init, value(dpp_variant), value(pooling), cah_reduction, embedding_dim,
+            label_smoothing, evaluate, device, family.value, value(recipe), value(optimizer), lr_proxy,
+            samples_per_class, num_prompt, prompt_depth, bitfit, semantic_proxies, value(positive_mean),
         )  # fmt: skip
         return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json, "frpt-train")
 

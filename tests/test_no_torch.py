@@ -71,7 +71,11 @@ def test_every_runtime_module_imports_without_torch(tmp_path: Path) -> None:
         for p in root.rglob("*.py")
     } - {"frpt_runtime"}
     listed = set(done.stdout.split()[2:])
-    assert expected == listed and {"frpt_runtime.backends.tensorrt_backend", "frpt_runtime.families.frpt"} <= listed
+    assert (
+        expected == listed
+        and {"frpt_runtime.backends.tensorrt_backend", "frpt_runtime.families.frpt", "frpt_runtime.families.vpt"}
+        <= listed
+    )
 
 
 def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:

@@ -39,13 +39,16 @@ __all__ = ["app"]
 CkptOpt = Annotated[Path | None, typer.Option("--ckpt", help="Checkpoint written by frpt-train.")]
 LoweringOpt = Annotated[
     Lowering,
-    typer.Option("--lowering", help="standard: DPP as plain ONNX ops; plugin: one frpt::InhomogeneousSample node."),
+    typer.Option(
+        "--lowering",
+        help="standard: plain ONNX ops; plugin (FRPT only): DPP's warp as one frpt::InhomogeneousSample node.",
+    ),
 ]
 SaliencyOpt = Annotated[
-    Precision,
+    Precision | None,
     typer.Option(
         "--saliency-precision",
-        help="fp16 FRPT graphs: the saliency pass (backbone to the tap + parser) in fp32 (default: the DPP warp "
+        help="fp16 FRPT graphs only: the saliency pass (backbone to the tap + parser) in fp32 (default: the DPP warp "
         "amplifies fp16 error) or fp16 (faster; check parity).",
     ),
 ]
@@ -75,7 +78,7 @@ def onnx(
     precision: Annotated[
         Precision, typer.Option("--precision", help="fp16: convolutions/matmuls in half, delicate steps in float32.")
     ] = Precision.fp32,
-    saliency_precision: SaliencyOpt = Precision.fp32,
+    saliency_precision: SaliencyOpt = None,
     opset: Annotated[
         int,
         typer.Option(
@@ -154,7 +157,9 @@ def trt(
     ] = None,
     saliency_precision: Annotated[
         Precision | None,
-        typer.Option("--saliency-precision", help="With --ckpt --fp16: the saliency pass's precision (fp32)."),
+        typer.Option(
+            "--saliency-precision", help="With --ckpt --fp16, FRPT only: the saliency pass's precision (fp32)."
+        ),
     ] = None,
     min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch of the profile.")] = 1,
     opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the builder tunes for.")] = 32,

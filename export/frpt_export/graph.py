@@ -23,12 +23,13 @@ class LowerOptions:
     Attributes:
         lowering: ``standard`` (plain ONNX ops) or ``plugin`` (the custom node; FRPT only).
         precision: the graph's compute precision (I/O stays uint8 in / float32 out).
-        saliency_precision: FRPT fp16 graphs: the saliency pass's precision (float32 by default).
+        saliency_precision: FRPT only: the saliency pass's precision in fp16 graphs; ``None`` = the family's
+            default (FRPT: float32; families without a saliency pass refuse any other value).
     """
 
     lowering: Lowering = Lowering.standard
     precision: Precision = Precision.fp32
-    saliency_precision: Precision = Precision.fp32
+    saliency_precision: Precision | None = None
 
 
 class Uint8Embedder(nn.Module):

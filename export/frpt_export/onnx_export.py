@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from frpt.checkpoint import load_checkpoint
-from frpt_export.families import lower_model
+from frpt_export.families import complete_options, lower_model
 from frpt_export.graph import LowerOptions
 from frpt_export.reference import reference_images, split_batches, torch_embeddings, write_polygraphy_json
 from frpt_runtime import __version__
@@ -60,7 +60,6 @@ from frpt_runtime.contract import (
     SUPPORTED_OPSETS,
     ExportMetadata,
     Lowering,
-    Precision,
     bundle_path_for,
     polygraphy_paths_for,
 )
@@ -80,7 +79,8 @@ class ExportReport:
 
     Attributes:
         onnx_path, bundle_path, inputs_json, outputs_json: files written.
-        family, lowering, precision, saliency_precision, opset: graph facts.
+        family, lowering, precision, opset: graph facts.
+        saliency_precision: FRPT graphs: the saliency pass's precision; ``None`` for families without one.
         num_nodes, size_bytes: graph size.
         input_size, embedding_dim: model geometry.
         parity: :class:`~frpt_runtime.parity.ParityReport` as a dict (ORT CPU vs PyTorch on the bundle).
@@ -94,7 +94,7 @@ class ExportReport:
     family: str
     lowering: str
     precision: str
-    saliency_precision: str
+    saliency_precision: str | None
     opset: int
     num_nodes: int
     size_bytes: int
@@ -122,10 +122,11 @@ class ExportReport:
 
     def format(self) -> str:
         """Human summary: the files, the graph, then the parity table of ONNX Runtime vs PyTorch."""
+        saliency = "" if self.saliency_precision is None else f" (saliency {self.saliency_precision})"
         return "\n".join(
             [
                 f"onnx       {self.onnx_path}: {self.num_nodes} nodes, {self.size_bytes / 2**20:.1f} MiB, "
-                f"{self.family} {self.precision} (saliency {self.saliency_precision}), {self.lowering} lowering, "
+                f"{self.family} {self.precision}{saliency}, {self.lowering} lowering, "
                 f"opset {self.opset}, "
                 f"input {self.input_size}px, D={self.embedding_dim} ({self.seconds:.1f} s)",
                 f"bundle     {self.bundle_path}",
@@ -255,8 +256,8 @@ def export_onnx(
     Args:
         source: checkpoint path, or a model of a registered family.
         out_path: the ``.onnx`` file to write (atomically).
-        options: lowering and precision (``saliency_precision`` only matters for fp16 graphs); default
-            standard fp32.
+        options: lowering and precision (``saliency_precision``: FRPT fp16 graphs only); default standard fp32,
+            completed with the family's defaults (:func:`frpt_export.families.complete_options`).
         opset: ONNX opset (17 recommended).
         ref_images: folder of reference images; ``None`` uses the photographs bundled with scikit-image.
 
@@ -264,17 +265,16 @@ def export_onnx(
         The :class:`ExportReport` (falsy when ONNX Runtime misses the parity thresholds; files are written anyway).
 
     Raises:
-        FrptError: bad options, missing/truncated/foreign checkpoint, no reference image. Nothing is
+        FrptError: bad options (or options the model's family does not have: the plugin lowering or a saliency
+            precision for a VPT model), missing/truncated/foreign checkpoint, no reference image. Nothing is
             written at ``out_path`` in that case.
     """
     start = time.perf_counter()
-    options = options or LowerOptions()
-    if options.precision == Precision.fp32 and options.saliency_precision == Precision.fp16:
-        raise FrptError("--saliency-precision fp16 applies to fp16 graphs: add --precision fp16, or drop it")
     _check_opset(opset)
     out_path = Path(out_path)
     check_output_file(out_path, "-o")
     model = _load_model(source, out_path)
+    options = complete_options(model, options or LowerOptions())
     images = reference_images(model.config.input_size, model.config.crop_pct, ref_images)
     proto = _graph_proto(model, options, opset)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +290,7 @@ def export_onnx(
         family=model.config.family,
         lowering=options.lowering.value,
         precision=options.precision.value,
-        saliency_precision=options.saliency_precision.value,
+        saliency_precision=None if options.saliency_precision is None else options.saliency_precision.value,
         opset=opset,
         num_nodes=len(proto.graph.node),
         size_bytes=out_path.stat().st_size,

@@ -39,7 +39,7 @@ class TrtJob:
     fp16: bool = False
     plan: Path | None = None
     lowering: Lowering | None = None  # when exporting: default standard
-    saliency_precision: Precision | None = None  # when exporting an fp16 graph: default fp32
+    saliency_precision: Precision | None = None  # when exporting an FRPT fp16 graph: default fp32
     profile: BatchProfile = field(default_factory=BatchProfile)
     workspace_mib: int | None = None
     timing_cache: Path | None = None
@@ -116,9 +116,7 @@ def run_trt_job(job: TrtJob, log=print) -> TrtJobReport:
         from frpt_export.graph import LowerOptions
         from frpt_export.onnx_export import export_onnx
 
-        options = LowerOptions(
-            job.lowering or Lowering.standard, export_precision, job.saliency_precision or Precision.fp32
-        )
+        options = LowerOptions(job.lowering or Lowering.standard, export_precision, job.saliency_precision)
         log(f"exporting {job.ckpt} -> {source} ({options.lowering} lowering, {options.precision}) ...")
         report = export_onnx(job.ckpt, source, options)
         if not report:

@@ -16,6 +16,7 @@ CAH's SE weights, pooling, the head and the L2 norm then run in float32 on the f
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
@@ -24,8 +25,9 @@ from frpt.model import FRPT
 from frpt_export.graph import LowerOptions, Uint8Embedder
 from frpt_export.lowering import HalfBackbone, MatMulSaliencyMap, OnnxInstanceNorm, make_sampler
 from frpt_runtime.contract import Lowering, Precision
+from frpt_runtime.errors import FrptError
 
-__all__ = ["LOWERINGS", "lower"]
+__all__ = ["LOWERINGS", "complete_options", "lower"]
 
 LOWERINGS = (Lowering.standard, Lowering.plugin)
 
@@ -34,6 +36,18 @@ def _tap_hw(model: FRPT) -> tuple[int, int]:
     size = model.config.input_size
     with torch.no_grad():
         return tuple(model.backbone.forward_tap(torch.zeros(1, 3, size, size)).shape[-2:])
+
+
+def complete_options(options: LowerOptions) -> LowerOptions:
+    """``options`` with this family's default saliency precision (float32) filled in.
+
+    Raises:
+        FrptError: a half saliency pass asked for in an fp32 graph.
+    """
+    saliency = options.saliency_precision or Precision.fp32
+    if options.precision == Precision.fp32 and saliency == Precision.fp16:
+        raise FrptError("--saliency-precision fp16 applies to fp16 graphs: add --precision fp16, or drop it")
+    return dataclasses.replace(options, saliency_precision=saliency)
 
 
 def lower(model: FRPT, options: LowerOptions) -> nn.Module:

@@ -1,9 +1,9 @@
 """Model families: one registry from a family name to its configuration class (torch-free).
 
-A family (``frpt`` today) is one module per layer: its config as data here (``families/<name>.py``), its
-PyTorch model in ``frpt``, its lowerings in ``frpt_export``. Each layer dispatches on the family name through
-its own small registry; this one is the runtime's, and the ``frpt.family`` metadata key of an export names the
-entry (absent means ``frpt``, the first family).
+A family (``frpt``: FRPT; ``vpt``: VPT semantic proxies) is one module per layer: its config as data here
+(``families/<name>.py``), its PyTorch model in ``frpt``, its lowerings in ``frpt_export``. Each layer dispatches on
+the family name through its own small registry; this one is the runtime's, and the ``frpt.family`` metadata key of
+an export names the entry (absent means ``frpt``, the first family).
 
 Every configuration class is a frozen dataclass with a ``family`` class attribute, the fields the runtime reads
 (``input_size``, ``crop_pct``) and ``to_dict`` / ``to_json`` / ``from_dict`` / ``from_json``.
@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.families.vpt import VPTConfig
 
 __all__ = ["DEFAULT_FAMILY", "FAMILIES", "ModelConfig", "config_class", "config_from_dict", "family_of"]
 
@@ -31,7 +32,7 @@ class ModelConfig(Protocol):
     def to_json(self) -> str: ...
 
 
-FAMILIES: dict[str, type] = {cls.family: cls for cls in (FRPTConfig,)}
+FAMILIES: dict[str, type] = {cls.family: cls for cls in (FRPTConfig, VPTConfig)}
 DEFAULT_FAMILY = FRPTConfig.family
 
 
