@@ -38,10 +38,12 @@ def _bomb_png(path: Path, width: int, height: int) -> None:
     )
 
 
-def test_rgb_matches_torchvision_resize_and_center_crop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("width,height", [(57, 41), (57, 40), (40, 57)])
+def test_rgb_matches_torchvision_resize_and_center_crop(tmp_path: Path, width: int, height: int) -> None:
+    """57x40 (and 40x57) resize to 52x37 by torchvision's truncation where rounding would give 53x37."""
     tv = pytest.importorskip("torchvision.transforms")
     path = tmp_path / "a.png"
-    Image.fromarray(_gradient(57, 41)).save(path)
+    Image.fromarray(_gradient(width, height)).save(path)
     ref = tv.Compose([tv.Resize(round(SIZE / CROP), interpolation=tv.InterpolationMode.BICUBIC), tv.CenterCrop(SIZE)])
     expected = np.asarray(ref(Image.open(path).convert("RGB")))
     got = load_image(path, SIZE, CROP)
@@ -163,3 +165,16 @@ def test_resized_shape_follows_torchvision() -> None:
     assert resized_shape(57, 41, 37) == (51, 37)
     assert resized_shape(41, 57, 37) == (37, 51)
     assert resized_shape(40, 40, 37) == (37, 37)
+    # the long side is truncated, not rounded: 57 * 37 / 40 = 52.7 -> 52 (rounding would give 53)
+    assert resized_shape(57, 40, 37) == (52, 37)
+    assert resized_shape(40, 57, 37) == (37, 52)
+
+
+def test_resized_shape_equals_torchvision_on_a_grid_of_sizes() -> None:
+    tv = pytest.importorskip("torchvision.transforms")
+    resize = tv.Resize(37, interpolation=tv.InterpolationMode.NEAREST)
+    sizes = [(w, h) for w in range(20, 90, 7) for h in range(20, 90, 5)]
+    truncating = [s for s in sizes if (s[0] * 37 / s[1]) % 1 >= 0.5 or (s[1] * 37 / s[0]) % 1 >= 0.5]
+    assert len(truncating) > 10  # sizes where rounding and truncation disagree are among them
+    for width, height in sizes:
+        assert resized_shape(width, height, 37) == resize(Image.new("RGB", (width, height))).size, (width, height)
