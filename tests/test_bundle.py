@@ -127,6 +127,39 @@ def test_sidecar_round_trip_and_checks(tmp_path):
         check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability="9.0")
 
 
+FIX = "rebuild it on this box with `frpt-export trt --onnx model.onnx`"
+
+
+@pytest.mark.parametrize(
+    ("flavour", "version"),
+    [("tensorrt", "10.4.0"), ("tensorrt", "10.3.1"), ("tensorrt", "10.3"), ("tensorrt_rtx", "10.3.0")],
+)
+def test_sidecar_refuses_any_other_tensorrt_minor_patch_or_flavour(flavour: str, version: str) -> None:
+    """A plan deserialises only on the exact TensorRT it was built with: a minor or patch release differs too."""
+    with pytest.raises(FrptError) as refusal:
+        check_compatible(_sidecar(), trt_flavour=flavour, trt_version=version, compute_capability="8.7")
+    assert str(refusal.value) == f"engine built with tensorrt 10.3.0, this is {flavour} {version}: {FIX}"
+
+
+@pytest.mark.parametrize(("built", "device"), [("8.6", "8.7"), ("8.7", "8.6"), ("8.7", "8.9"), ("9.0", "10.0")])
+def test_sidecar_refuses_another_minor_compute_capability(built: str, device: str) -> None:
+    """sm_86 and sm_87 share a major but not their SASS: the full ``major.minor`` must match."""
+    side = _sidecar(compute_capability=built, gpu_name="built-here")
+    with pytest.raises(FrptError) as refusal:
+        check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability=device)
+    assert (
+        str(refusal.value) == f"engine built for compute capability {built} (built-here), this GPU is {device}: {FIX}"
+    )
+    check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability=built)
+
+
+def test_sidecar_capability_unknown_or_an_rtx_target_is_left_to_the_runtime() -> None:
+    """No build GPU recorded, no GPU queried, or a TensorRT-RTX target name (not major.minor): nothing to compare."""
+    for built, device in [(None, "8.7"), ("8.7", None), ("SM86", "8.7")]:
+        check_compatible(_sidecar(compute_capability=built), trt_flavour="tensorrt", trt_version="10.3.0",
+                         compute_capability=device)  # fmt: skip
+
+
 def test_sidecar_errors(tmp_path):
     with pytest.raises(FrptError, match="not found"):
         read_sidecar(tmp_path / "none.plan")
