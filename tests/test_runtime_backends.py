@@ -105,6 +105,33 @@ def test_ort_backend_refuses_bad_metadata(tmp_path: Path, metadata: dict[str, st
         OnnxRuntimeBackend(path).activate()
 
 
+REQUIRED_KEYS = ("frpt.config", "frpt.toolkit_version", "frpt.lowering", "frpt.precision", "frpt.opset")
+
+
+@pytest.mark.parametrize("key", REQUIRED_KEYS)
+def test_each_required_metadata_key_missing_alone_is_refused_by_every_reader(tmp_path: Path, key: str) -> None:
+    """The contract's reader, the ONNX backend, the engine builder's graph reader and an engine sidecar all refuse
+    an export lacking any one required key (a file not written by frpt-export), naming it, before any KeyError."""
+    from frpt_export.onnx_meta import read_graph_facts
+
+    props = {k: v for k, v in toy_metadata().items() if k != key}
+    expected = f"no {key} metadata: not written by frpt-export; re-export it"
+    with pytest.raises(FrptError) as contract:
+        ExportMetadata.from_props(props, "m.onnx")
+    assert str(contract.value) == f"m.onnx: {expected}"
+    path = tmp_path / "partial.onnx"
+    make_toy_onnx(path, metadata=props)
+    for read in (lambda: OnnxRuntimeBackend(path).activate(), lambda: read_graph_facts(path)):
+        with pytest.raises(FrptError) as refusal:
+            read()
+        assert str(refusal.value) == f"{path}: {expected}"
+    with pytest.raises(FrptError) as sidecar:
+        toy_sidecar(path, onnx_metadata=props)
+    assert str(sidecar.value) == f"engine sidecar: {expected}"
+    family_absent = {k: v for k, v in toy_metadata().items() if k != "frpt.family"}  # older files: read as FRPT
+    assert ExportMetadata.from_props(family_absent, "m.onnx").family == "frpt"
+
+
 def test_missing_and_garbage_model_files(tmp_path: Path) -> None:
     with pytest.raises(FrptError, match="model file not found"):
         OnnxRuntimeBackend(tmp_path / "none.onnx").activate()
