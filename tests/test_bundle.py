@@ -2,11 +2,12 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
 
-from frpt_runtime.bundle import RefBundle, load_bundle, save_bundle
+from frpt_runtime.bundle import _REEXPORT, RefBundle, load_bundle, save_bundle
 from frpt_runtime.contract import ExportMetadata, Lowering, Precision, bundle_path_for, sidecar_path_for
 from frpt_runtime.engine_sidecar import (
     EngineSidecar,
@@ -173,6 +174,50 @@ def test_sidecar_errors(tmp_path):
         _sidecar(min_batch=4, opt_batch=2)
     with pytest.raises(FrptError, match="trt_flavour"):
         _sidecar(trt_flavour="onnxruntime")
+
+
+class _Payload:
+    """Unpickling this creates the folder ``marker``: the side effect that must never fire."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+_PICKLED_REFUSALS = {
+    "meta": "meta must be one JSON string, got object []",
+    "images": "images must be uint8 [M, 64, 64, 3] with 0 < M <= 4096, the header says object [5, 64, 64, 3]",
+    "embeddings": "embeddings must be float32 [5, D] with 0 < D <= 65536, the header says object [5, 8]",
+    "batch_sizes": "batch_sizes must be int64 [B <= 5], got [2]",
+}
+
+
+@pytest.mark.parametrize("member", list(_PICKLED_REFUSALS))
+def test_pickled_bundle_member_is_refused_before_it_is_unpickled(tmp_path, member):
+    """An object array (a pickle) in any member is refused from its header: the payload never runs."""
+    import zipfile
+
+    good = save_bundle(tmp_path / "good.ref.npz", _bundle())
+    marker = tmp_path / "unpickled"
+    with zipfile.ZipFile(good) as archive:
+        arrays = {name[: -len(".npy")]: np.lib.format.read_array(archive.open(name)) for name in archive.namelist()}
+    shape = () if member == "meta" else arrays[member].shape
+    hostile = np.empty(shape, dtype=object)
+    hostile[...] = _Payload(str(marker))
+    bad = tmp_path / "pickled.ref.npz"
+    np.savez(bad, **{**arrays, member: hostile})
+    with zipfile.ZipFile(bad) as archive, archive.open(f"{member}.npy") as stored:
+        assert b"mkdir" in stored.read()  # the pickle really is there: loading it with allow_pickle would fire
+    with pytest.raises(FrptError) as refusal:
+        load_bundle(bad)
+    assert not marker.exists()
+    reason = _PICKLED_REFUSALS[member]
+    if member in ("meta", "batch_sizes"):
+        assert str(refusal.value) == f"reference bundle {bad}: {reason}"
+    else:
+        assert str(refusal.value) == f"reference bundle {bad}: {reason}: {_REEXPORT}"
 
 
 def test_array_sizes_are_checked_from_the_headers_before_anything_is_read(tmp_path):
