@@ -78,7 +78,27 @@ def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None
             backend.check_batch(cap + 1)
 
 
-def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
+class _SymbolicWidthSession:
+    """An ``InferenceSession`` reporting its output width as the symbol ``D`` (as a graph whose width ONNX Runtime
+    cannot infer would), recording every ``run``."""
+
+    def __init__(self, session: object) -> None:
+        self._session, self.runs = session, []
+
+    def get_outputs(self) -> list[types.SimpleNamespace]:
+        return [types.SimpleNamespace(name=o.name, shape=[*o.shape[:-1], "D"]) for o in self._session.get_outputs()]
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.runs.append({k: (v.dtype, v.shape, int(v.max())) for k, v in feeds.items()})
+        return self._session.run(names, feeds)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+
+def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime infers a toy's width from ``W`` even where the graph output says ``D``; a session that reports
+    ``D`` makes the backend run its probe: one all-zero image, the width read from the result."""
     path = tmp_path / "dyn.onnx"
     make_toy_onnx(path, dim=5)
     model = onnx.load(path)
@@ -86,6 +106,18 @@ def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
     onnx.save(model, path)
     with OnnxRuntimeBackend(path) as backend:
         assert backend.info.embedding_dim == 5
+        assert backend._session.get_outputs()[0].shape == ["N", 5]  # inferred: the probe did not run here
+    real_create = OnnxRuntimeBackend._create_session
+    sessions: list[_SymbolicWidthSession] = []
+
+    def symbolic(self: OnnxRuntimeBackend, ort: object, providers: list[object]) -> _SymbolicWidthSession:
+        sessions.append(_SymbolicWidthSession(real_create(self, ort, providers)))
+        return sessions[-1]
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "_create_session", symbolic)
+    with OnnxRuntimeBackend(path) as backend:
+        assert backend.info.embedding_dim == 5
+    assert sessions[0].runs == [{"images": (np.dtype(np.uint8), (1, TOY_SIZE, TOY_SIZE, 3), 0)}]
 
 
 @pytest.mark.parametrize(
