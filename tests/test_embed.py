@@ -73,15 +73,30 @@ def test_pipeline_batches_by_position_and_runs_ahead(tmp_path: Path) -> None:
         assert [b.index for b in pipeline] == [2]
 
 
+def _pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("frpt-decode", "frpt-feeder"))]
+
+
 def test_pipeline_propagates_decoder_bugs_and_stops_early(tmp_path: Path) -> None:
     def broken(path: Path, size: int, crop: float) -> np.ndarray:
         raise KeyError("bug")
 
-    with pytest.raises(KeyError), BatchPipeline([tmp_path / "a.png"], 4, 1.0, batch=1, decode=broken) as pipeline:
-        list(pipeline)
+    with pytest.raises(KeyError, match="bug"), BatchPipeline([tmp_path / "a.png"], 4, 1.0, batch=1, decode=broken) as p:
+        list(p)
+    assert _pipeline_threads() == []
     paths = [tmp_path / f"{i}.png" for i in range(200)]
-    with BatchPipeline(paths, 4, 1.0, batch=1, decode=lambda p, s, c: np.zeros((s, s, 3), np.uint8)) as pipeline:
-        next(iter(pipeline))  # leaving early must not hang on the full queue
+    decoded: list[Path] = []
+
+    def zeros(path: Path, size: int, crop: float) -> np.ndarray:
+        decoded.append(path)
+        return np.zeros((size, size, 3), np.uint8)
+
+    with BatchPipeline(paths, 4, 1.0, batch=1, workers=2, depth=2, decode=zeros) as pipeline:
+        assert next(iter(pipeline)).paths == [paths[0]]  # leaving early must not hang on the full queue
+    # stopped: its threads are gone, and it decoded no more than the look-ahead allows -- the batch taken, the
+    # queue (depth), the one the feeder holds, and its window of workers * 4 submitted decodes
+    assert _pipeline_threads() == []
+    assert len(decoded) <= 1 + 2 + 1 + 2 * 4 < len(paths)
 
 
 def test_embed_folder_skips_bad_files_and_matches_reference(
