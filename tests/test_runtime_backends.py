@@ -361,28 +361,6 @@ def test_trt_without_tensorrt_or_gpu_is_one_line_error(tmp_path: Path, monkeypat
         create_backend(engine=plan).activate()
 
 
-def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
-    """check_batch uses the sidecar's profile (max 16) — exercised through ModelInfo directly."""
-    from frpt_runtime.backends.base import ModelInfo
-    from frpt_runtime.backends.tensorrt_backend import TensorRTBackend
-
-    backend = TensorRTBackend(tmp_path / "m.plan")
-    backend._info = ModelInfo(  # what _activate returns for that sidecar
-        path=backend.path,
-        sha256="0",
-        backend="tensorrt",
-        metadata=ExportMetadata.from_props(toy_metadata(precision="fp16"), "m.plan"),
-        embedding_dim=TOY_DIM,
-        min_batch=1,
-        max_batch=16,
-    )
-    backend.check_batch(16)
-    with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch-size 16"):
-        backend.check_batch(17)
-    with pytest.raises(FrptError, match="exceeds the maximum 16"):
-        backend.submit(np.zeros((17, TOY_SIZE, TOY_SIZE, 3), np.uint8))
-
-
 def test_trt_backend_on_a_real_tensorrt_rtx_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A plan + sidecar really built by TensorRT-RTX on this CPU box: read, checked, refused with one line."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT-RTX builder not installed")
