@@ -2,11 +2,12 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
 
-from frpt_runtime.bundle import RefBundle, load_bundle, save_bundle
+from frpt_runtime.bundle import _REEXPORT, RefBundle, load_bundle, save_bundle
 from frpt_runtime.contract import ExportMetadata, Lowering, Precision, bundle_path_for, sidecar_path_for
 from frpt_runtime.engine_sidecar import (
     EngineSidecar,
@@ -127,6 +128,39 @@ def test_sidecar_round_trip_and_checks(tmp_path):
         check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability="9.0")
 
 
+FIX = "rebuild it on this box with `frpt-export trt --onnx model.onnx`"
+
+
+@pytest.mark.parametrize(
+    ("flavour", "version"),
+    [("tensorrt", "10.4.0"), ("tensorrt", "10.3.1"), ("tensorrt", "10.3"), ("tensorrt_rtx", "10.3.0")],
+)
+def test_sidecar_refuses_any_other_tensorrt_minor_patch_or_flavour(flavour: str, version: str) -> None:
+    """A plan deserialises only on the exact TensorRT it was built with: a minor or patch release differs too."""
+    with pytest.raises(FrptError) as refusal:
+        check_compatible(_sidecar(), trt_flavour=flavour, trt_version=version, compute_capability="8.7")
+    assert str(refusal.value) == f"engine built with tensorrt 10.3.0, this is {flavour} {version}: {FIX}"
+
+
+@pytest.mark.parametrize(("built", "device"), [("8.6", "8.7"), ("8.7", "8.6"), ("8.7", "8.9"), ("9.0", "10.0")])
+def test_sidecar_refuses_another_minor_compute_capability(built: str, device: str) -> None:
+    """sm_86 and sm_87 share a major but not their SASS: the full ``major.minor`` must match."""
+    side = _sidecar(compute_capability=built, gpu_name="built-here")
+    with pytest.raises(FrptError) as refusal:
+        check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability=device)
+    assert (
+        str(refusal.value) == f"engine built for compute capability {built} (built-here), this GPU is {device}: {FIX}"
+    )
+    check_compatible(side, trt_flavour="tensorrt", trt_version="10.3.0", compute_capability=built)
+
+
+def test_sidecar_capability_unknown_or_an_rtx_target_is_left_to_the_runtime() -> None:
+    """No build GPU recorded, no GPU queried, or a TensorRT-RTX target name (not major.minor): nothing to compare."""
+    for built, device in [(None, "8.7"), ("8.7", None), ("SM86", "8.7")]:
+        check_compatible(_sidecar(compute_capability=built), trt_flavour="tensorrt", trt_version="10.3.0",
+                         compute_capability=device)  # fmt: skip
+
+
 def test_sidecar_errors(tmp_path):
     with pytest.raises(FrptError, match="not found"):
         read_sidecar(tmp_path / "none.plan")
@@ -140,6 +174,50 @@ def test_sidecar_errors(tmp_path):
         _sidecar(min_batch=4, opt_batch=2)
     with pytest.raises(FrptError, match="trt_flavour"):
         _sidecar(trt_flavour="onnxruntime")
+
+
+class _Payload:
+    """Unpickling this creates the folder ``marker``: the side effect that must never fire."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+_PICKLED_REFUSALS = {
+    "meta": "meta must be one JSON string, got object []",
+    "images": "images must be uint8 [M, 64, 64, 3] with 0 < M <= 4096, the header says object [5, 64, 64, 3]",
+    "embeddings": "embeddings must be float32 [5, D] with 0 < D <= 65536, the header says object [5, 8]",
+    "batch_sizes": "batch_sizes must be int64 [B <= 5], got [2]",
+}
+
+
+@pytest.mark.parametrize("member", list(_PICKLED_REFUSALS))
+def test_pickled_bundle_member_is_refused_before_it_is_unpickled(tmp_path, member):
+    """An object array (a pickle) in any member is refused from its header: the payload never runs."""
+    import zipfile
+
+    good = save_bundle(tmp_path / "good.ref.npz", _bundle())
+    marker = tmp_path / "unpickled"
+    with zipfile.ZipFile(good) as archive:
+        arrays = {name[: -len(".npy")]: np.lib.format.read_array(archive.open(name)) for name in archive.namelist()}
+    shape = () if member == "meta" else arrays[member].shape
+    hostile = np.empty(shape, dtype=object)
+    hostile[...] = _Payload(str(marker))
+    bad = tmp_path / "pickled.ref.npz"
+    np.savez(bad, **{**arrays, member: hostile})
+    with zipfile.ZipFile(bad) as archive, archive.open(f"{member}.npy") as stored:
+        assert b"mkdir" in stored.read()  # the pickle really is there: loading it with allow_pickle would fire
+    with pytest.raises(FrptError) as refusal:
+        load_bundle(bad)
+    assert not marker.exists()
+    reason = _PICKLED_REFUSALS[member]
+    if member in ("meta", "batch_sizes"):
+        assert str(refusal.value) == f"reference bundle {bad}: {reason}"
+    else:
+        assert str(refusal.value) == f"reference bundle {bad}: {reason}: {_REEXPORT}"
 
 
 def test_array_sizes_are_checked_from_the_headers_before_anything_is_read(tmp_path):

@@ -13,9 +13,11 @@ runner = CliRunner()
 
 
 def test_no_args_prints_help() -> None:
+    """No arguments: the --help text on stdout, nothing on stderr, and click's usage exit code 2 (no work done)."""
     for app in (train_app, eval_app):
-        result = runner.invoke(app, [])
-        assert "Usage" in result.output and "--help" in result.output
+        result, help_ = runner.invoke(app, []), runner.invoke(app, ["--help"])
+        assert help_.exit_code == 0 and "Usage" in help_.stdout and "--help" in help_.stdout
+        assert result.exit_code == 2 and result.stderr == "" and result.stdout.rstrip() == help_.stdout.rstrip()
 
 
 def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:

@@ -73,15 +73,30 @@ def test_pipeline_batches_by_position_and_runs_ahead(tmp_path: Path) -> None:
         assert [b.index for b in pipeline] == [2]
 
 
+def _pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("frpt-decode", "frpt-feeder"))]
+
+
 def test_pipeline_propagates_decoder_bugs_and_stops_early(tmp_path: Path) -> None:
     def broken(path: Path, size: int, crop: float) -> np.ndarray:
         raise KeyError("bug")
 
-    with pytest.raises(KeyError), BatchPipeline([tmp_path / "a.png"], 4, 1.0, batch=1, decode=broken) as pipeline:
-        list(pipeline)
+    with pytest.raises(KeyError, match="bug"), BatchPipeline([tmp_path / "a.png"], 4, 1.0, batch=1, decode=broken) as p:
+        list(p)
+    assert _pipeline_threads() == []
     paths = [tmp_path / f"{i}.png" for i in range(200)]
-    with BatchPipeline(paths, 4, 1.0, batch=1, decode=lambda p, s, c: np.zeros((s, s, 3), np.uint8)) as pipeline:
-        next(iter(pipeline))  # leaving early must not hang on the full queue
+    decoded: list[Path] = []
+
+    def zeros(path: Path, size: int, crop: float) -> np.ndarray:
+        decoded.append(path)
+        return np.zeros((size, size, 3), np.uint8)
+
+    with BatchPipeline(paths, 4, 1.0, batch=1, workers=2, depth=2, decode=zeros) as pipeline:
+        assert next(iter(pipeline)).paths == [paths[0]]  # leaving early must not hang on the full queue
+    # stopped: its threads are gone, and it decoded no more than the look-ahead allows -- the batch taken, the
+    # queue (depth), the one the feeder holds, and its window of workers * 4 submitted decodes
+    assert _pipeline_threads() == []
+    assert len(decoded) <= 1 + 2 + 1 + 2 * 4 < len(paths)
 
 
 def test_embed_folder_skips_bad_files_and_matches_reference(
@@ -249,20 +264,38 @@ def test_cli_embed_refuses_bad_out_and_workers_before_work(
     runner = CliRunner()
     afile = tmp_path / "afile"
     afile.write_text("keep me")
-    readonly = tmp_path / "ro"
-    readonly.mkdir()
-    readonly.chmod(0o555)
     cases = [
         (["--out", str(afile)], "is a file, not a folder"),
         (["--out", str(afile / "sub")], "which is a file, not a folder"),
         (["--out", str(tmp_path / "w"), "--workers", "0"], "--workers must be >= 1, got 0"),
     ]
-    if not os.access(readonly, os.W_OK):  # root writes anyway
-        cases.append((["--out", str(readonly / "sub")], "is not writable"))
     for extra, message in cases:
         res = runner.invoke(embed_app, [str(folder), "--onnx", str(model), *extra])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (extra, res.stderr)
     assert afile.read_text() == "keep me" and not (tmp_path / "w").exists()
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write: a chmod 555 one, or -- as root, whom permissions do not stop -- the kernel's
+    /proc/sys (not writable even for root here); skips when there is none."""
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    for candidate in (readonly, Path("/proc/sys")):
+        if candidate.is_dir() and not os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    pytest.skip("no folder this process cannot write: running as root (chmod does not stop it) and /proc/sys writable")
+
+
+def test_cli_embed_refuses_a_read_only_out_before_work(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+    folder, model, _ = setup
+    readonly = _read_only_folder(tmp_path)
+    out = readonly / "frpt-embed-out"
+    res = CliRunner().invoke(embed_app, [str(folder), "--onnx", str(model), "--out", str(out)])
+    assert res.exit_code == 2 and res.stderr == (
+        f"error: --out {out}: {readonly} is not writable (read-only or no permission)\n"
+    ), res.stderr
+    assert not out.exists()
 
 
 def test_os_error_mid_run_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

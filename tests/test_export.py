@@ -65,8 +65,23 @@ def test_fp32_matches_pytorch_on_bundle_batches_1_3_8(exports, lowering):
     assert [o.shape[0] for o in outs] == [1, 3, 8] and all(o.dtype == np.float32 for o in outs)
     parity = compare_embeddings(bundle.embeddings, np.concatenate(outs), "fp32")
     assert parity and parity.max_abs <= FP32_MAX_ABS
-    # a saliency that varies per image: the DPP warp is not the identity here
     assert np.linalg.norm(np.concatenate(outs), axis=1) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bundle_images_are_really_warped_so_parity_covers_the_sampler(model, exports):
+    """On the bundle's images the saliency varies per image and the DPP warp moves pixels far from the identity:
+    an export that skipped the warp would miss the fp32 bound by orders of magnitude."""
+    bundle = load_bundle(exports[("standard", "fp32")].bundle_path)
+    with torch.no_grad():
+        x = model.prepare(torch.from_numpy(bundle.images))
+        saliency, warped = model.perturb(x)
+        unwarped = torch.nn.functional.normalize(model.head(model.cah(model.backbone.forward_features(x))), dim=1)
+    uniform = 1.0 / saliency[0].numel()
+    assert saliency.amax(dim=(1, 2, 3)).min() > 1.5 * uniform  # peaked (1.7x to 8x measured), not the uniform map
+    assert (saliency - saliency.mean(dim=0)).abs().amax() > 2 * uniform  # and not one map for every image (6x)
+    assert (warped - x).abs().mean(dim=(1, 2, 3)).min() > 0.03  # every image moved (0.06 to 0.33; x ~unit variance)
+    skipped = compare_embeddings(bundle.embeddings, unwarped.numpy(), "fp32")
+    assert not skipped and skipped.max_abs > 100 * FP32_MAX_ABS
 
 
 @pytest.mark.parametrize("lowering", ["standard", "plugin"])

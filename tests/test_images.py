@@ -38,10 +38,12 @@ def _bomb_png(path: Path, width: int, height: int) -> None:
     )
 
 
-def test_rgb_matches_torchvision_resize_and_center_crop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("width,height", [(57, 41), (57, 40), (40, 57)])
+def test_rgb_matches_torchvision_resize_and_center_crop(tmp_path: Path, width: int, height: int) -> None:
+    """57x40 (and 40x57) resize to 52x37 by torchvision's truncation where rounding would give 53x37."""
     tv = pytest.importorskip("torchvision.transforms")
     path = tmp_path / "a.png"
-    Image.fromarray(_gradient(57, 41)).save(path)
+    Image.fromarray(_gradient(width, height)).save(path)
     ref = tv.Compose([tv.Resize(round(SIZE / CROP), interpolation=tv.InterpolationMode.BICUBIC), tv.CenterCrop(SIZE)])
     expected = np.asarray(ref(Image.open(path).convert("RGB")))
     got = load_image(path, SIZE, CROP)
@@ -68,15 +70,26 @@ def test_grayscale_palette_cmyk_become_rgb(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
 
+    Image.fromarray(np.repeat(gray[..., None], 3, axis=-1)).save(tmp_path / "g3.png")  # the same gray as RGB
+    np.testing.assert_array_equal(out, load_image(tmp_path / "g3.png", SIZE, 1.0))
+
     rgb = Image.fromarray(_gradient())
-    rgb.quantize(16).save(tmp_path / "p.gif")
+    palette = rgb.quantize(16)
+    palette.save(tmp_path / "p.gif")
+    palette.convert("RGB").save(tmp_path / "p_expanded.png")  # each index replaced by its palette colour
     rgb.convert("CMYK").save(tmp_path / "c.jpg", quality=95)
     rgb.save(tmp_path / "ref.png")
     ref = load_image(tmp_path / "ref.png", SIZE, 1.0).astype(int)
     for name in ("p.gif", "c.jpg"):
         out = load_image(tmp_path / name, SIZE, 1.0)
         assert out.shape == (SIZE, SIZE, 3) and out.dtype == np.uint8
-        assert np.abs(out.astype(int) - ref).mean() < 20, name
+    # palette: exactly its colours (the 16-colour quantisation itself is ~11 levels off the original, not checked)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "p.gif", SIZE, 1.0), load_image(tmp_path / "p_expanded.png", SIZE, 1.0)
+    )
+    # CMYK JPEG at quality 95: within JPEG rounding of the RGB original (measured mean 0.07, max 1)
+    cmyk_error = np.abs(load_image(tmp_path / "c.jpg", SIZE, 1.0).astype(int) - ref)
+    assert cmyk_error.mean() < 0.5 and cmyk_error.max() <= 3
 
 
 def test_alpha_is_composited_on_white(tmp_path: Path) -> None:
@@ -163,3 +176,16 @@ def test_resized_shape_follows_torchvision() -> None:
     assert resized_shape(57, 41, 37) == (51, 37)
     assert resized_shape(41, 57, 37) == (37, 51)
     assert resized_shape(40, 40, 37) == (37, 37)
+    # the long side is truncated, not rounded: 57 * 37 / 40 = 52.7 -> 52 (rounding would give 53)
+    assert resized_shape(57, 40, 37) == (52, 37)
+    assert resized_shape(40, 57, 37) == (37, 52)
+
+
+def test_resized_shape_equals_torchvision_on_a_grid_of_sizes() -> None:
+    tv = pytest.importorskip("torchvision.transforms")
+    resize = tv.Resize(37, interpolation=tv.InterpolationMode.NEAREST)
+    sizes = [(w, h) for w in range(20, 90, 7) for h in range(20, 90, 5)]
+    truncating = [s for s in sizes if (s[0] * 37 / s[1]) % 1 >= 0.5 or (s[1] * 37 / s[0]) % 1 >= 0.5]
+    assert len(truncating) > 10  # sizes where rounding and truncation disagree are among them
+    for width, height in sizes:
+        assert resized_shape(width, height, 37) == resize(Image.new("RGB", (width, height))).size, (width, height)

@@ -100,6 +100,9 @@ def test_uniform_saliency_gives_interior_identity(host: kit.HostSampler) -> None
     inner = slice(8, g - 8)
     coords = np.linspace(-1, 1, g)
     np.testing.assert_allclose(grid[0, inner, inner, 0], np.broadcast_to(coords[inner], (g - 16, g - 16)), atol=1e-5)
+    np.testing.assert_allclose(
+        grid[0, inner, inner, 1], np.broadcast_to(coords[inner, None], (g - 16, g - 16)), atol=1e-5
+    )  # y: the row's coordinate
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,12 @@ def test_errors_and_format() -> None:
         recall_at_k(np.ones((3, 3)), [0, 1])
     with pytest.raises(ValueError):
         recall_at_k(np.ones((3, 3)), [0, 1, 2], ks=(8,))
+    # K ranges over 1..M-1 (the query is left out): K == M would count the query itself and read 100 %
+    three = _angles([0, 10, 100])
+    for bad in ((3,), (1, 3), (0,), (0, 1)):
+        with pytest.raises(ValueError, match=re.escape(f"K must be in 1..2, got {list(bad)}")):
+            recall_at_k(three, [0, 1, 0], ks=bad)
+    assert recall_at_k(three, [0, 1, 0], ks=(1, 2)) == {"recall@1": 0.0, "recall@2": pytest.approx(2 / 3)}
     with pytest.raises(ValueError):
         recall_at_k(np.array([[np.nan, 1.0], [1.0, 0.0]]), [0, 1], ks=(1,))
     assert format_recall({"recall@1": 0.5, "recall@2": 1.0}) == "R@1  50.0  R@2 100.0"

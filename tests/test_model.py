@@ -117,7 +117,13 @@ def test_forward_contract(tiny_config: FRPTConfig, overrides: dict) -> None:
     assert out.logits.shape == (2, config.num_classes)
     assert out.saliency.shape == (2, 1, config.grid, config.grid)
     assert torch.allclose(out.saliency.sum(dim=(1, 2, 3)), torch.ones(2), atol=1e-5)
-    assert torch.equal(model.embed_uint8(images), out.embedding)
+    assert not torch.allclose(out.embedding[0], out.embedding[1], atol=1e-3)  # two images, two embeddings
+    # embed_uint8 embeds in eval mode even from a training model, without autograd, and gives the training mode back
+    model.train()
+    with torch.enable_grad():
+        embedded = model.embed_uint8(images)
+    assert model.training and not embedded.requires_grad
+    torch.testing.assert_close(embedded, out.embedding, rtol=0, atol=1e-6)
 
 
 def test_prepare_is_cast_then_nchw_then_normalise(tiny_config: FRPTConfig) -> None:

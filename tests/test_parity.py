@@ -6,7 +6,9 @@ import pytest
 from frpt_runtime.errors import FrptError
 from frpt_runtime.parity import (
     FP16_MIN_COSINE,
+    FP16_MIN_TOP1,
     FP32_MAX_ABS,
+    THRESHOLDS,
     ParityReport,
     compare_embeddings,
     top1_agreement,
@@ -43,14 +45,81 @@ def test_fp32_fails_on_one_sample_and_names_it(ref):
     assert compare_embeddings(ref, small, "fp32")
 
 
-def test_fp16_cosine_threshold(ref):
+def test_thresholds_are_the_documented_figures():
+    """docs/design.md §5 and README: fp32 max |Δ| <= 1e-4; fp16 min cosine >= 0.999 and top-1 agreement >= 99 %."""
+    assert THRESHOLDS == {"fp32_max_abs": 1e-4, "fp16_min_cosine": 0.999, "fp16_min_top1": 0.99}
+    assert (FP32_MAX_ABS, FP16_MIN_COSINE, FP16_MIN_TOP1) == (1e-4, 0.999, 0.99)
+
+
+def _turned(ref: np.ndarray, row: int, cosine: float) -> np.ndarray:
+    """``ref`` (float64) with one row turned to exactly ``cosine`` with its original, still of unit length."""
+    out = ref.astype(np.float64)
+    r = out[row] / np.linalg.norm(out[row])
+    other = np.random.default_rng(1).normal(size=r.shape)
+    other -= other @ r * r
+    other /= np.linalg.norm(other)
+    out[row] = cosine * r + np.sqrt(1.0 - cosine**2) * other
+    return out
+
+
+@pytest.mark.parametrize(("cosine", "passes"), [(0.9985, False), (0.9989, False), (0.9991, True), (0.9995, True)])
+def test_fp16_cosine_bound_just_inside_and_outside(ref, cosine, passes):
+    cand = _turned(ref, 9, cosine)
+    report = compare_embeddings(ref.astype(np.float64), cand, "fp16")
+    assert report.min_cosine == pytest.approx(cosine, abs=1e-12) and report.worst_index == 9
+    assert report.top1_agreement == 1.0  # the cosine alone decides
+    assert bool(report) is passes and report.passed is passes
+    if not passes:
+        assert report.failure() == f"sample 9: cosine {cosine:.6f} < 0.999"
+        assert "FAIL" in report.format().splitlines()[5]  # the min cosine row
+    else:
+        assert report.failure() is None and report.format().endswith("PASSED")
+    # fp32 judges the same pair by |Δ| (a turn of this size moves elements by ~1e-2) and fails it
+    assert not compare_embeddings(ref.astype(np.float64), cand, "fp32")
+
+
+@pytest.mark.parametrize(("delta", "passes"), [(1.01e-4, False), (0.99e-4, True), (1e-4, True)])
+def test_fp32_max_abs_bound_just_inside_and_outside(ref, delta, passes):
+    base = ref.astype(np.float64)
+    base[5, 3] = 0.0  # so the difference is exactly ``delta``: the bound itself passes (<=)
+    cand = base.copy()
+    cand[5, 3] = delta
+    report = compare_embeddings(base, cand, "fp32")
+    assert report.max_abs == delta and report.worst_index == 5
+    assert bool(report) is passes
+    # fp16 ignores |Δ|: a change this small keeps every cosine above 0.999 and every neighbour
+    assert compare_embeddings(base, cand, "fp16")
+
+
+def _triplets(count: int, dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.random.Generator]:
+    """``[3*count, dim]`` unit rows: triplets (a, b, c) at angles 0, +0.030 and -0.032 rad in random planes (a's
+    neighbour is b), and the generator for further draws."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        u, v = np.linalg.qr(rng.normal(size=(dim, 2)))[0].T
+        rows += [np.cos(t) * u + np.sin(t) * v for t in (0.0, 0.030, -0.032)]
+    return np.array(rows), rng
+
+
+@pytest.mark.parametrize(("moved", "passes"), [(11, False), (9, True), (10, True)])
+def test_fp16_top1_bound_just_inside_and_outside(moved, passes):
+    """1000 samples (333 triplets + 1): turning ``a`` by -0.005 rad makes ``c`` its neighbour (cosine 0.99999)."""
+    triplets, rng = _triplets(333)
+    ref = np.concatenate([triplets, rng.normal(size=(1, 64))])
+    ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     cand = ref.copy()
-    cand[9] = _unit(ref[9:10] + 0.08 * np.random.default_rng(1).normal(size=(1, 32)))[0]
+    for k in range(moved):
+        a, b = ref[3 * k], ref[3 * k + 1]
+        v = b - (b @ a) * a
+        v /= np.linalg.norm(v)
+        cand[3 * k] = np.cos(-0.005) * a + np.sin(-0.005) * v
     report = compare_embeddings(ref, cand, "fp16")
-    assert report.worst_index == 9 and report.min_cosine < FP16_MIN_COSINE
-    assert not report and "sample 9" in report.failure() and "cosine" in report.failure()
-    # fp32 judges the same pair by |Δ| instead, and also fails
-    assert not compare_embeddings(ref, cand, "fp32")
+    assert report.num_samples == 1000 and report.min_cosine > 0.9999
+    assert report.top1_agreement == pytest.approx((1000 - moved) / 1000)
+    assert bool(report) is passes
+    if not passes:
+        assert report.failure() == "top-1 agreement 98.90% < 99%"
 
 
 def test_statistics_match_numpy(ref):

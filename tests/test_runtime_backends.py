@@ -78,7 +78,27 @@ def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None
             backend.check_batch(cap + 1)
 
 
-def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
+class _SymbolicWidthSession:
+    """An ``InferenceSession`` reporting its output width as the symbol ``D`` (as a graph whose width ONNX Runtime
+    cannot infer would), recording every ``run``."""
+
+    def __init__(self, session: object) -> None:
+        self._session, self.runs = session, []
+
+    def get_outputs(self) -> list[types.SimpleNamespace]:
+        return [types.SimpleNamespace(name=o.name, shape=[*o.shape[:-1], "D"]) for o in self._session.get_outputs()]
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.runs.append({k: (v.dtype, v.shape, int(v.max())) for k, v in feeds.items()})
+        return self._session.run(names, feeds)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+
+def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime infers a toy's width from ``W`` even where the graph output says ``D``; a session that reports
+    ``D`` makes the backend run its probe: one all-zero image, the width read from the result."""
     path = tmp_path / "dyn.onnx"
     make_toy_onnx(path, dim=5)
     model = onnx.load(path)
@@ -86,6 +106,18 @@ def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
     onnx.save(model, path)
     with OnnxRuntimeBackend(path) as backend:
         assert backend.info.embedding_dim == 5
+        assert backend._session.get_outputs()[0].shape == ["N", 5]  # inferred: the probe did not run here
+    real_create = OnnxRuntimeBackend._create_session
+    sessions: list[_SymbolicWidthSession] = []
+
+    def symbolic(self: OnnxRuntimeBackend, ort: object, providers: list[object]) -> _SymbolicWidthSession:
+        sessions.append(_SymbolicWidthSession(real_create(self, ort, providers)))
+        return sessions[-1]
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "_create_session", symbolic)
+    with OnnxRuntimeBackend(path) as backend:
+        assert backend.info.embedding_dim == 5
+    assert sessions[0].runs == [{"images": (np.dtype(np.uint8), (1, TOY_SIZE, TOY_SIZE, 3), 0)}]
 
 
 @pytest.mark.parametrize(
@@ -103,6 +135,33 @@ def test_ort_backend_refuses_bad_metadata(tmp_path: Path, metadata: dict[str, st
     make_toy_onnx(path, metadata=metadata)
     with pytest.raises(FrptError, match=message):
         OnnxRuntimeBackend(path).activate()
+
+
+REQUIRED_KEYS = ("frpt.config", "frpt.toolkit_version", "frpt.lowering", "frpt.precision", "frpt.opset")
+
+
+@pytest.mark.parametrize("key", REQUIRED_KEYS)
+def test_each_required_metadata_key_missing_alone_is_refused_by_every_reader(tmp_path: Path, key: str) -> None:
+    """The contract's reader, the ONNX backend, the engine builder's graph reader and an engine sidecar all refuse
+    an export lacking any one required key (a file not written by frpt-export), naming it, before any KeyError."""
+    from frpt_export.onnx_meta import read_graph_facts
+
+    props = {k: v for k, v in toy_metadata().items() if k != key}
+    expected = f"no {key} metadata: not written by frpt-export; re-export it"
+    with pytest.raises(FrptError) as contract:
+        ExportMetadata.from_props(props, "m.onnx")
+    assert str(contract.value) == f"m.onnx: {expected}"
+    path = tmp_path / "partial.onnx"
+    make_toy_onnx(path, metadata=props)
+    for read in (lambda: OnnxRuntimeBackend(path).activate(), lambda: read_graph_facts(path)):
+        with pytest.raises(FrptError) as refusal:
+            read()
+        assert str(refusal.value) == f"{path}: {expected}"
+    with pytest.raises(FrptError) as sidecar:
+        toy_sidecar(path, onnx_metadata=props)
+    assert str(sidecar.value) == f"engine sidecar: {expected}"
+    family_absent = {k: v for k, v in toy_metadata().items() if k != "frpt.family"}  # older files: read as FRPT
+    assert ExportMetadata.from_props(family_absent, "m.onnx").family == "frpt"
 
 
 def test_missing_and_garbage_model_files(tmp_path: Path) -> None:
@@ -300,28 +359,6 @@ def test_trt_without_tensorrt_or_gpu_is_one_line_error(tmp_path: Path, monkeypat
         pass
     with pytest.raises(FrptError, match="CUDA"):
         create_backend(engine=plan).activate()
-
-
-def test_trt_batch_over_profile_refused(tmp_path: Path) -> None:
-    """check_batch uses the sidecar's profile (max 16) — exercised through ModelInfo directly."""
-    from frpt_runtime.backends.base import ModelInfo
-    from frpt_runtime.backends.tensorrt_backend import TensorRTBackend
-
-    backend = TensorRTBackend(tmp_path / "m.plan")
-    backend._info = ModelInfo(  # what _activate returns for that sidecar
-        path=backend.path,
-        sha256="0",
-        backend="tensorrt",
-        metadata=ExportMetadata.from_props(toy_metadata(precision="fp16"), "m.plan"),
-        embedding_dim=TOY_DIM,
-        min_batch=1,
-        max_batch=16,
-    )
-    backend.check_batch(16)
-    with pytest.raises(FrptError, match="batch 17 exceeds the maximum 16 of m.plan: pass --batch-size 16"):
-        backend.check_batch(17)
-    with pytest.raises(FrptError, match="exceeds the maximum 16"):
-        backend.submit(np.zeros((17, TOY_SIZE, TOY_SIZE, 3), np.uint8))
 
 
 def test_trt_backend_on_a_real_tensorrt_rtx_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ from runtime_toys import (
 
 from frpt_runtime import cuda_memory
 from frpt_runtime.backends import create_backend
+from frpt_runtime.errors import FrptError
 
 _ids = itertools.count(1)
 
@@ -209,6 +210,28 @@ def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_
     wrong = runner.invoke(embed_app, [str(folder), "--engine", str(other_gpu), "--out", str(tmp_path / "o")])
     assert wrong.exit_code == 2 and "compute capability 9.0 (H100), this GPU is 8.7" in wrong.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_trt_batch_outside_the_sidecar_profile_is_refused_before_any_gpu_work(
+    simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path
+) -> None:
+    """The activated TensorRT backend takes its batch range from the plan's sidecar profile (min 2, max 12 here)."""
+    gpu, weights = simulated
+    images = np.random.default_rng(2).integers(0, 256, (13, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
+    with create_backend(engine=toy_plan(tmp_path, min_batch=2, opt_batch=8, max_batch=12)) as backend:
+        assert (backend.info.min_batch, backend.info.max_batch) == (2, 12)
+        for batch in (2, 12):
+            backend.check_batch(batch)
+        with pytest.raises(FrptError) as over:
+            backend.submit(images)
+        assert str(over.value) == (
+            "batch 13 exceeds the maximum 12 of model.plan: pass --batch-size 12 or rebuild with a larger --max-batch"
+        )
+        with pytest.raises(FrptError) as under:
+            backend.submit(images[:1])
+        assert str(under.value) == "batch 1 is below the minimum 2 of model.plan"
+        assert gpu.queue == []  # refused before anything was queued on the stream
+        np.testing.assert_allclose(backend.infer(images[:12]), toy_reference(images[:12], weights), atol=1e-6)
 
 
 def test_engine_parity_is_bound_to_its_onnx_and_bundle(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:

@@ -88,6 +88,28 @@ def test_upsample_grid_corners() -> None:
     assert up[0, 0, 0].tolist() == pytest.approx([-1.0, -1.0]) and up[0, -1, -1].tolist() == pytest.approx([1.0, 1.0])
 
 
+def test_upsample_grid_interior_follows_half_pixel_centres() -> None:
+    """Corners are +-1 under either ``align_corners``; interior samples are not. On linear ramps (which bilinear
+    interpolation reproduces exactly) output pixel ``o`` of ``out`` reads source ``clamp((o + 0.5) * g / out - 0.5)``
+    (align_corners=False), not ``o * (g - 1) / (out - 1)``."""
+    g, out_h, out_w = 5, 9, 13
+    rows, cols = torch.meshgrid(
+        torch.arange(g, dtype=torch.float64), torch.arange(g, dtype=torch.float64), indexing="ij"
+    )
+    ramps = torch.stack((cols, 10.0 * rows), dim=-1)[None]  # x channel = column index, y channel = 10 x row index
+    up = upsample_grid(ramps, (out_h, out_w))
+
+    def source(o: int, size: int) -> float:
+        return min(max((o + 0.5) * g / size - 0.5, 0.0), g - 1.0)
+
+    expected_x = torch.tensor([source(c, out_w) for c in range(out_w)], dtype=torch.float64).expand(out_h, out_w)
+    expected_y = torch.tensor([10.0 * source(r, out_h) for r in range(out_h)], dtype=torch.float64)[:, None]
+    torch.testing.assert_close(up[0, ..., 0], expected_x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(up[0, ..., 1], expected_y.expand(out_h, out_w), rtol=0, atol=1e-12)
+    assert up[0, 4, 6].tolist() == pytest.approx([2.0, 20.0])  # the centre
+    assert up[0, 1, 1].tolist() == pytest.approx([(1.5 * 5 / 13 - 0.5), 10 * (1.5 * 5 / 9 - 0.5)])  # not 1/3, 5.0
+
+
 def test_saliency_from_logits_is_softmax() -> None:
     logits = torch.randn(2, 1, 7, 9)
     a = saliency_from_logits(logits, 31)

@@ -248,6 +248,8 @@ def test_recall_through_the_index_validates_like_the_reference() -> None:
         (np.ones((1, 3)), [0], (1,)),
         (np.ones((3, 3)), [0, 1], (1,)),
         (np.ones((3, 3)), [0, 1, 2], (8,)),
+        (np.eye(3), [0, 1, 0], (3,)),  # K == M: the query itself would be its own K-th neighbour
+        (np.eye(3), [0, 1, 0], (0, 1)),
         (np.array([[np.nan, 1.0], [1.0, 0.0]]), [0, 1], (1,)),
     ]:
         with pytest.raises(ValueError) as ours:
