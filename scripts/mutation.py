@@ -52,18 +52,31 @@ SOURCE_ROOTS = (".", "export", "runtime")
 
 # module file -> the test files that hold its claims (the run is restricted to these; subprocess tests run the
 # code on disk, not the mutant, so only in-process tests can kill a mutant).
+_EMBED_TESTS = ["tests/test_embed.py", "tests/test_embed_integrity.py", "tests/test_fields.py"]
 MODULES: dict[str, list[str]] = {
     "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
-    "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py"],
-    "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py"],
-    "runtime/frpt_runtime/parity.py": ["tests/test_parity.py"],
-    "runtime/frpt_runtime/bundle.py": ["tests/test_bundle.py", "tests/test_verify_binding.py"],
-    "runtime/frpt_runtime/manifest.py": ["tests/test_manifest_journal.py", "tests/test_fields.py"],
-    "runtime/frpt_runtime/journal.py": ["tests/test_manifest_journal.py", "tests/test_fields.py"],
-    "runtime/frpt_runtime/images.py": ["tests/test_images.py"],
+    "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py", "tests/test_cov_model.py"],
+    "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py", "tests/test_cov_numeric.py"],
+    "runtime/frpt_runtime/parity.py": ["tests/test_parity.py", "tests/test_cov_numeric.py"],
+    "runtime/frpt_runtime/bundle.py": [
+        "tests/test_bundle.py",
+        "tests/test_verify_binding.py",
+        "tests/test_cov_bundle.py",
+    ],
+    "runtime/frpt_runtime/manifest.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/journal.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/images.py": ["tests/test_images.py", "tests/test_cov_images.py"],
     "runtime/frpt_runtime/fields.py": ["tests/test_fields.py", "tests/test_bundle.py"],
-    "runtime/frpt_runtime/contract.py": ["tests/test_contract.py", "tests/test_runtime_backends.py"],
-    "runtime/frpt_runtime/engine_sidecar.py": ["tests/test_bundle.py", "tests/test_runtime_backends.py"],
+    "runtime/frpt_runtime/contract.py": [
+        "tests/test_runtime_backends.py",
+        "tests/test_bundle.py",
+        "tests/test_cov_bundle.py",
+    ],
+    "runtime/frpt_runtime/engine_sidecar.py": [
+        "tests/test_bundle.py",
+        "tests/test_runtime_backends.py",
+        "tests/test_cov_bundle.py",
+    ],
     "runtime/frpt_runtime/sampling_matrices.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
     "export/frpt_export/lowering.py": ["tests/test_lowering.py"],
 }
@@ -413,11 +426,19 @@ def _tests_for(line: int, lines: dict[str, list[str]], durations: dict[str, floa
     return sorted(set(contexts), key=lambda c: durations.get(c, 0.0))
 
 
+def _reaching(lines: dict[str, list[str]], durations: dict[str, float]) -> list[str]:
+    """Every test (fastest first) of the files where at least one test executed a line of the module."""
+    files = {context.split("::")[0] for contexts in lines.values() for context in contexts if context}
+    return sorted((t for t in durations if t.split("::")[0] in files), key=lambda t: durations[t])
+
+
 def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor: float) -> list[Mutant]:
     """Baseline, then every mutant of ``path``; prints one line per survivor as it goes.
 
-    A mutant that survives the tests executing its line is run once more against all of ``tests`` (a module-scoped
-    fixture runs the mutated code in the first test that needs it, while a later test may hold the claim).
+    A mutant that survives the tests executing its line is run once more against every test of the files in which
+    some test executed the module in-process (a module-scoped fixture runs the mutated code in the first test that
+    needs it, while a later test of that file may hold the claim). Files none of whose tests reach the module in
+    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out.
     """
     source = (ROOT / path).read_text(encoding="utf-8")
     mutants = enumerate_mutants(source)
@@ -426,20 +447,21 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     start = time.monotonic()
     base = baseline(path, tests, timeout=3600)
     lines, durations = {str(k): v for k, v in base["lines"].items()}, base["durations"]
-    total = sum(durations.values())
+    confirm = _reaching(lines, durations)
+    total = sum(durations.get(t, 0.0) for t in confirm)
     print(f"{path}: {len(mutants)} mutants, baseline {time.monotonic() - start:.0f} s", file=sys.stderr)
     for mutant in mutants:
         tick = time.monotonic()
-        selected = _tests_for(mutant.line, lines, durations, sorted(durations))
+        selected = _tests_for(mutant.line, lines, durations, confirm)
         if not selected:
             mutant.status = "uncovered"
         else:
             budget = factor * sum(durations.get(t, 0.0) for t in selected) + 30.0
             status = run_mutant(path, source, mutant.index, selected, budget)
             mutant.tests_run = len(selected)
-            if status in ("survived", "unselectable") and len(selected) < len(durations):
-                status = run_mutant(path, source, mutant.index, tests, factor * total + 30.0)
-                mutant.tests_run = len(durations)
+            if status in ("survived", "unselectable") and set(confirm) - set(selected):
+                status = run_mutant(path, source, mutant.index, confirm, factor * total + 30.0)
+                mutant.tests_run = len(confirm)
             mutant.status = {"crashed": "killed", "unselectable": "survived"}.get(status, status)
         mutant.seconds = round(time.monotonic() - tick, 2)
         key = (path, mutant.source_line, mutant.description)

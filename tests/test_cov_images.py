@@ -1,0 +1,145 @@
+"""Image decoding corners and model-config validation, in process (issue 15, coverage part).
+
+Float (``F``) and 32-bit integer images, an image PIL opens with no pixels, the crop offsets of a non-square
+image, and the config checks every file reader relies on (type, range, unknown keys, non-object data).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from frpt_runtime import images
+from frpt_runtime.errors import FrptError
+from frpt_runtime.families import config_from_dict
+from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.images import ImageDecodeError, load_image, resized_shape
+
+
+def test_float_image_is_clipped_rounded_and_nan_is_black(tmp_path):
+    values = np.array([[-5.0, 0.4, 0.6, 127.5], [254.4, 300.0, np.nan, 1e9]], np.float32)
+    path = tmp_path / "float.tif"
+    Image.fromarray(values, mode="F").save(path)
+    assert Image.open(path).mode == "F"
+    pixels = load_image(path, size=2, crop_pct=1.0)  # 4x2 -> short side 2 -> 4x2 (no resampling), centre 2x2
+    expected_gray = np.rint(np.clip(np.nan_to_num(values), 0, 255)).astype(np.uint8)  # [0 0 1 128] [254 255 0 255]
+    assert expected_gray.tolist() == [[0, 0, 1, 128], [254, 255, 0, 255]]
+    np.testing.assert_array_equal(pixels, np.repeat(expected_gray[:, 1:3, None], 3, axis=2))
+
+
+def test_32_bit_integer_image_keeps_the_high_byte_of_16_bits(tmp_path):
+    values = np.array([[-7, 255, 256, 65535], [70000, 1 << 20, 0x1234, 0x80FF]], np.int32)
+    path = tmp_path / "int32.tif"
+    Image.fromarray(values, mode="I").save(path)
+    pixels = load_image(path, size=2, crop_pct=1.0)
+    high = [[0, 0, 1, 255], [255, 255, 0x12, 0x80]]
+    np.testing.assert_array_equal(pixels[..., 0], np.array(high, np.uint8)[:, 1:3])
+    assert (pixels[..., 0] == pixels[..., 2]).all()
+
+
+@pytest.mark.parametrize("size", [(0, 5), (5, 0)])
+def test_an_image_without_pixels_is_a_decode_error(tmp_path, monkeypatch, size):
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"some bytes")
+    monkeypatch.setattr(images.Image, "open", lambda file: Image.new("RGB", size))
+    with pytest.raises(ImageDecodeError, match=rf"^empty image \({size[0]}x{size[1]} pixels\)$"):
+        load_image(path, size=4, crop_pct=1.0)
+
+
+def test_unexpected_decoder_error_becomes_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+    path.write_bytes(b"bytes")
+
+    def broken(file):
+        raise RuntimeError("plugin\nexploded   here")
+
+    monkeypatch.setattr(images.Image, "open", broken)
+    with pytest.raises(ImageDecodeError, match=r"^cannot decode: RuntimeError: plugin exploded here$"):
+        load_image(path, size=4, crop_pct=1.0)
+
+
+def test_crop_is_centred_on_a_tall_image(tmp_path):
+    # 8 wide, 16 tall, each row its own value: short side 8 -> no resize; the centre 8x8 is rows 4..11
+    rows = np.repeat(np.arange(16, dtype=np.uint8)[:, None] * 10, 8, axis=1)
+    path = tmp_path / "tall.png"
+    Image.fromarray(np.stack([rows] * 3, axis=-1)).save(path)
+    pixels = load_image(path, size=8, crop_pct=1.0)
+    np.testing.assert_array_equal(pixels[:, 0, 0], np.arange(4, 12) * 10)
+
+
+def test_crop_pct_resizes_the_short_side_to_size_over_crop_pct(tmp_path, monkeypatch):
+    seen = []
+    real = Image.Image.resize
+
+    def spy(self, size, *args, **kwargs):
+        seen.append(size)
+        return real(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", spy)
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((40, 57, 3), np.uint8)).save(path)
+    assert load_image(path, size=35, crop_pct=0.875).shape == (35, 35, 3)
+    assert seen == [resized_shape(57, 40, 40)] == [(57, 40)]
+    seen.clear()
+    Image.fromarray(np.zeros((57, 40, 3), np.uint8)).save(path)
+    load_image(path, size=37, crop_pct=1.0)
+    assert seen == [(37, 52)]  # long side 57 * 37 / 40 = 52.7, truncated (torchvision), not rounded
+
+
+@pytest.mark.parametrize(
+    ("size", "crop_pct"), [(0, 0.5), (8, 0.0), (8, 1.01), (8, -0.5)], ids=["size-0", "pct-0", "pct-over-1", "pct<0"]
+)
+def test_bad_geometry_is_a_value_error(tmp_path, size, crop_pct):
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
+    with pytest.raises(ValueError, match=f"got size={size} crop_pct={crop_pct}"):
+        load_image(path, size=size, crop_pct=crop_pct)
+
+
+def test_crop_pct_of_one_is_accepted(tmp_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8)).save(path)
+    assert (load_image(path, size=1, crop_pct=1.0) == 7).all()
+
+
+# --- model config validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"input_size": 0}, r"input_size must be an integer in \[1, "),
+        ({"input_size": 64.0}, "input_size must be an integer"),
+        ({"crop_pct": 0.0}, r"crop_pct must be a number in \(0, 1\]"),
+        ({"crop_pct": 1.5}, r"crop_pct must be a number in \(0, 1\], got 1.5"),
+        ({"pixel_std": (0.5, 0.0, 0.5)}, "pixel_std must be a list of 3 values"),
+        ({"pixel_mean": (0.5, 0.5)}, "pixel_mean must be a list of 3 values"),
+        ({"grid": 1}, r"grid must be an integer in \[2, 1024\]"),
+        ({"pooling": "max"}, "pooling must be one of avg, gem"),
+        ({"label_smoothing": 1.0}, r"label_smoothing must be a number in \[0, 1\)"),
+        ({"num_classes": True}, "num_classes must be an integer >= 1, got True"),
+        ({"backbone": "resnet9000"}, "backbone must be one of"),
+    ],
+)
+def test_config_refuses_out_of_range_fields(changes, message):
+    with pytest.raises(ValueError, match=message):
+        FRPTConfig(**changes)
+
+
+def test_config_from_dict_round_trips_and_refuses_bad_data():
+    config = FRPTConfig(input_size=64, class_names=("a", "b"), pixel_mean=(0.1, 0.2, 0.3))
+    data = json.loads(config.to_json())
+    assert isinstance(data["pixel_mean"], list)
+    back = config_from_dict("frpt", data, "model.onnx metadata")
+    assert back == config and back.class_names == ("a", "b") and back.pixel_mean == (0.1, 0.2, 0.3)
+    with pytest.raises(FrptError, match=r"^model.onnx metadata: the frpt model config is not a JSON object$"):
+        config_from_dict("frpt", [1, 2], "model.onnx metadata")
+    with pytest.raises(FrptError, match=r"invalid frpt model config: unknown FRPT config keys \['zoom'\]"):
+        config_from_dict("frpt", {**data, "zoom": 2}, "x")
+    with pytest.raises(FrptError, match="^x: invalid frpt model config: crop_pct must be a number"):
+        config_from_dict("frpt", {**data, "crop_pct": 2.0}, "x")
+    with pytest.raises(FrptError, match="unknown model family 'nope'"):
+        config_from_dict("nope", data, "x")
