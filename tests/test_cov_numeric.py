@@ -76,6 +76,8 @@ def test_recall_with_two_samples_is_allowed_and_k_is_bounded_by_m_minus_1():
         recall_at_k(emb, [0, 0, 0, 0, 1], ks=(1, 5))
     with pytest.raises(ValueError, match=r"K must be in 1..4, got \[0\]"):
         recall_at_k(emb, [0, 0, 0, 0, 1], ks=(0,))
+    with pytest.raises(ValueError, match=r"K must be in 1..4, got \[0, 2\]"):
+        recall_at_k(emb, [0, 0, 0, 0, 1], ks=(0, 2))
 
 
 def test_recall_refuses_non_finite_embeddings():
@@ -254,3 +256,78 @@ def test_report_format_and_json_round_trip():
     assert "<= 1e-04" in passed.format() and ">= 0.999" not in passed.format()
     with pytest.raises(FrptError, match=r"missing fields \['dim', 'passed'\]"):
         ParityReport.from_dict({k: v for k, v in report.to_dict().items() if k not in ("dim", "passed")})
+
+
+@pytest.mark.parametrize(("gap", "agrees"), [(0.6e-6, True), (1.6e-6, False)])
+def test_top1_counts_a_neighbour_within_1e6_of_the_best_as_a_tie(gap, agrees):
+    # query 0's reference neighbours: row 1 at cosine c, row 2 at c - gap; the candidate prefers row 2
+    c = 0.5
+
+    def at(cosine: float) -> list[float]:
+        return [cosine, float(np.sqrt(1 - cosine**2)), 0.0]
+
+    ref = np.array([[1.0, 0.0, 0.0], at(c), at(c - gap)])
+    ref[2, 1:] = [ref[2, 1] * 0.8, ref[2, 1] * 0.6]  # same cosine to row 0, further from row 1
+    cand = ref.copy()
+    cand[2, 0] += 1e-3  # row 2 now nearest to row 0 for the candidate
+    cand[2] /= np.linalg.norm(cand[2])
+    sims = ref @ ref.T
+    assert sims[0, 1] - sims[0, 2] == pytest.approx(gap, rel=1e-3)
+    assert int(np.argmax((cand @ cand.T)[0, 1:])) + 1 == 2
+    agreement = top1_agreement(ref, cand)
+    assert (agreement == 1.0) is agrees
+
+
+def _report(**changes) -> ParityReport:
+    fields = dict(
+        precision="fp16",
+        num_samples=10,
+        dim=4,
+        max_abs=0.01,
+        median_abs=0.001,
+        p99_abs=0.005,
+        min_cosine=0.9995,
+        mean_cosine=0.9999,
+        worst_index=7,
+        worst_abs=0.01,
+        worst_cosine=0.9995,
+        nan_count=0,
+        inf_count=0,
+        top1_agreement=1.0,
+        thresholds=dict(THRESHOLDS),
+        passed=False,
+    )
+    fields.update(changes)
+    return ParityReport(**fields)
+
+
+def test_failure_names_only_the_bounds_that_are_missed():
+    assert _report(top1_agreement=0.5).failure() == "top-1 agreement 50.00% < 99%"
+    assert _report(min_cosine=0.999, worst_cosine=0.999, top1_agreement=0.5).failure() == (
+        "top-1 agreement 50.00% < 99%"  # a cosine exactly at the bound passes it
+    )
+    assert _report(min_cosine=0.99, worst_cosine=0.99, top1_agreement=0.99).failure() == (
+        "sample 7: cosine 0.990000 < 0.999"  # top-1 exactly at the bound passes it
+    )
+    assert _report(min_cosine=0.99, worst_cosine=0.99, top1_agreement=None).failure() == (
+        "sample 7: cosine 0.990000 < 0.999"
+    )
+    assert _report(inf_count=1).failure() == "candidate has 0 NaN and 1 Inf values (first bad sample 7)"
+    assert _report(nan_count=2).failure() == "candidate has 2 NaN and 0 Inf values (first bad sample 7)"
+    assert _report(passed=True, top1_agreement=0.1).failure() is None
+
+
+def test_format_marks_each_checked_row():
+    text = _report(top1_agreement=0.5).format()
+    rows = {line[2:18].strip(): line for line in text.splitlines()[2:-1]}
+    assert rows["min cosine"].split()[-1] == "ok" and rows["top-1 agreement"].split()[-1] == "FAIL"
+    assert rows["top-1 agreement"].split()[2] == "50.00%" and ">= 99%" in rows["top-1 agreement"]
+    assert rows["NaN / Inf"].split()[-1] == "ok" and "0 / 0" in rows["NaN / Inf"]
+    assert rows["max |Δ|"].rstrip().endswith("1.000e-02")  # no threshold, no verdict under fp16
+    assert rows["median |Δ|"].split()[-1] == "1.000e-03" and rows["p99 |Δ|"].split()[-1] == "5.000e-03"
+    assert rows["mean cosine"].split()[-1] == "0.999900"
+    fp32 = _report(precision="fp32", max_abs=2e-4, inf_count=3).format()
+    fp32_rows = {line[2:18].strip(): line for line in fp32.splitlines()[2:-1]}
+    assert fp32_rows["max |Δ|"].split()[-2:] == ["1e-04", "FAIL"]
+    assert fp32_rows["min cosine"].rstrip().endswith("0.999500") and fp32_rows["NaN / Inf"].split()[-1] == "FAIL"
+    assert _report(precision="fp32", max_abs=1e-4).format().count("FAIL") == 1  # the verdict line only
