@@ -82,7 +82,39 @@ MODULES: dict[str, list[str]] = {
 }
 
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+_METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
+_IMAGES = "runtime/frpt_runtime/images.py"
+_COS_FLOOR = "den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)"
+_ZERO_ROW = "the floor only matters for a zero or subnormal row (cosine 0 or ~0 either way), never a model's embedding"
+_UNIT = "unit = emb / np.maximum(norms, 1e-12)"
+_PARITY_JSON = "return json.dumps(self.to_dict(), indent=2, sort_keys=True)"
+_TINY = (
+    "the floor only changes rows shorter than 1e-12 (x2 or /2): such a row is zero to float precision and ranks "
+    "the same; Recall@K of degenerate embeddings is not a claim"
+)
+_LAYOUT = (
+    "JSON layout only (indent, key order): from_dict(json.loads(...)) reads the same report; no reader parses the text"
+)
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (_METRICS, _UNIT, "1e-12 -> 2e-12"): _TINY,
+    (_METRICS, _UNIT, "1e-12 -> 5e-13"): _TINY,
+    (_PARITY, _PARITY_JSON, "2 -> 3"): _LAYOUT,
+    (_PARITY, _PARITY_JSON, "2 -> 1"): _LAYOUT,
+    (_PARITY, _PARITY_JSON, "True -> False"): _LAYOUT,
+    (_PARITY, "agree = ref_sim[rows, cand_nn] >= ref_sim[rows, ref_nn] - _TIE_TOL", ">= -> >"): (
+        "differs only when two float64 similarities differ by exactly _TIE_TOL; the tolerance itself is pinned"
+    ),
+    (_IMAGES, "_WHITE = (255, 255, 255)", "255 -> 256"): "PIL clips a fill colour to 255: the same white canvas",
+    (_IMAGES, 'canvas = Image.new("RGBA", rgba.size, (*_WHITE, 255))', "255 -> 256"): (
+        "PIL clips a fill colour to 255: the same opaque canvas"
+    ),
+    (_PARITY, _COS_FLOOR, "1e-300 -> 2e-300"): _ZERO_ROW,
+    (_PARITY, _COS_FLOOR, "1e-300 -> 5e-301"): _ZERO_ROW,
+    (_IMAGES, "if width <= height:", "<= -> <"): "a square image takes either branch to (short, short)",
+    (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "65535 -> 65534"): (
+        "65534 and 65535 have the same high byte (255)"
+    ),
+}
 
 # Imported once in the parent so every forked child shares them (project modules are never imported there).
 PRELOAD = ("numpy", "PIL.Image", "typer", "tqdm", "pytest", "coverage", "onnx", "onnxruntime", "torch", "timm")

@@ -143,3 +143,37 @@ def test_config_from_dict_round_trips_and_refuses_bad_data():
         config_from_dict("frpt", {**data, "crop_pct": 2.0}, "x")
     with pytest.raises(FrptError, match="unknown model family 'nope'"):
         config_from_dict("nope", data, "x")
+
+
+def test_a_one_pixel_image_decodes(tmp_path):
+    path = tmp_path / "dot.png"
+    Image.fromarray(np.array([[[10, 20, 30]]], np.uint8)).save(path)
+    np.testing.assert_array_equal(load_image(path, size=1, crop_pct=1.0), [[[10, 20, 30]]])
+    line = tmp_path / "line.png"
+    Image.fromarray(np.full((1, 6, 3), 90, np.uint8)).save(line)
+    assert (load_image(line, size=2, crop_pct=1.0) == 90).all()
+
+
+def test_pixel_limit_is_inclusive(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)
+    at_limit, over = tmp_path / "at.png", tmp_path / "over.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(at_limit)
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(over)
+    assert load_image(at_limit, size=2, crop_pct=1.0).shape == (2, 2, 3)
+    with pytest.raises(ImageDecodeError, match=r"^decompression bomb: 5x4 = 20 pixels exceeds the limit of 16$"):
+        load_image(over, size=2, crop_pct=1.0)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # PIL's "no limit"
+    assert load_image(over, size=2, crop_pct=1.0).shape == (2, 2, 3)
+
+
+def test_alpha_is_blended_over_opaque_white_to_rounding(tmp_path):
+    # every alpha 0..255 once, over colours (0, 100, 200): out = c * a + 255 * (1 - a), rounded (PIL's integer maths)
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., 1], rgba[..., 2] = 100, 200
+    rgba[..., 3] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    pixels = load_image(path, size=16, crop_pct=1.0).astype(np.float64)
+    alpha = rgba[..., 3:] / 255.0
+    blend = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    assert np.abs(pixels - blend).max() <= 0.5

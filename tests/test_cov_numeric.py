@@ -331,3 +331,29 @@ def test_format_marks_each_checked_row():
     assert fp32_rows["max |Δ|"].split()[-2:] == ["1e-04", "FAIL"]
     assert fp32_rows["min cosine"].rstrip().endswith("0.999500") and fp32_rows["NaN / Inf"].split()[-1] == "FAIL"
     assert _report(precision="fp32", max_abs=1e-4).format().count("FAIL") == 1  # the verdict line only
+
+
+def test_a_report_cannot_be_changed_after_the_verdict():
+    import dataclasses
+
+    report = compare_embeddings(_reference(), _reference(), "fp32")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.passed = False  # type: ignore[misc]
+
+
+def test_cosine_of_unnormalised_candidates_divides_by_both_norms():
+    ref = _reference()
+    cand = ref * np.array([[2.0], [0.5], [3.0], [1.0], [1.0], [10.0]])
+    cand[0, 0] += 0.1
+    report = compare_embeddings(ref, cand, "fp16")
+    expected = np.sum(ref * cand, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1))
+    assert report.min_cosine == pytest.approx(expected.min(), rel=1e-12)
+    assert report.mean_cosine == pytest.approx(expected.mean(), rel=1e-12) and report.worst_index == 0
+
+
+def test_format_counts_figures_at_the_bound_as_ok():
+    rows = _report(min_cosine=0.999, top1_agreement=0.99).format().splitlines()[2:-1]
+    marks = {line[2:18].strip(): line.split()[-1] for line in rows}
+    assert marks["min cosine"] == "ok" and marks["top-1 agreement"] == "ok"
+    both = {line[2:18].strip(): line.split()[-1] for line in _report(nan_count=1, inf_count=1).format().splitlines()}
+    assert both["NaN / Inf"] == "FAIL"
