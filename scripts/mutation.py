@@ -84,6 +84,7 @@ MODULES: dict[str, list[str]] = {
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
 _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
 _IMAGES = "runtime/frpt_runtime/images.py"
+_UNIT_NN = "unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-300)"
 _COS_FLOOR = "den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)"
 _ZERO_ROW = "the floor only matters for a zero or subnormal row (cosine 0 or ~0 either way), never a model's embedding"
 _UNIT = "unit = emb / np.maximum(norms, 1e-12)"
@@ -108,11 +109,27 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_IMAGES, 'canvas = Image.new("RGBA", rgba.size, (*_WHITE, 255))', "255 -> 256"): (
         "PIL clips a fill colour to 255: the same opaque canvas"
     ),
+    (_PARITY, "cos = np.where(row_ok, _cosines(ref, np.where(finite, cand, 0.0)), -1.0)", "0.0 -> 1.0"): (
+        "the filler only enters rows holding a non-finite value, whose cosine is then replaced by -1"
+    ),
+    (_PARITY, "return sim, np.argmax(sim, axis=1)", "1 -> 0"): "sim is symmetric: column and row arg-max agree",
+    (_PARITY, "passed=_verdict(str(precision), max_abs, min_cos, top1, nan_count + inf_count),", "+ -> -"): (
+        "a non-finite candidate also makes max |Δ| inf and its row's cosine -1, so both verdicts fail anyway"
+    ),
+    (_PARITY, _UNIT_NN, "1e-300 -> 2e-300"): _ZERO_ROW,
+    (_PARITY, _UNIT_NN, "1e-300 -> 5e-301"): _ZERO_ROW,
     (_PARITY, _COS_FLOOR, "1e-300 -> 2e-300"): _ZERO_ROW,
     (_PARITY, _COS_FLOOR, "1e-300 -> 5e-301"): _ZERO_ROW,
     (_IMAGES, "if width <= height:", "<= -> <"): "a square image takes either branch to (short, short)",
     (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "65535 -> 65534"): (
         "65534 and 65535 have the same high byte (255)"
+    ),
+    (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "0 -> 1"): (
+        "0 and 1 have the same high byte (0)"
+    ),
+    (_IMAGES, "image.load()", "call statement -> pass"): (
+        "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
+        "errors, the same pixels"
     ),
 }
 

@@ -177,3 +177,15 @@ def test_alpha_is_blended_over_opaque_white_to_rounding(tmp_path):
     alpha = rgba[..., 3:] / 255.0
     blend = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
     assert np.abs(pixels - blend).max() <= 0.5
+
+
+def test_decoder_error_without_a_message_is_named_by_its_type(tmp_path, monkeypatch):
+    path = tmp_path / "x.png"
+    path.write_bytes(b"bytes")
+
+    def silent(file):
+        raise KeyError()
+
+    monkeypatch.setattr(images.Image, "open", silent)
+    with pytest.raises(ImageDecodeError, match=r"^cannot decode: KeyError: KeyError$"):
+        load_image(path, size=4, crop_pct=1.0)

@@ -357,3 +357,27 @@ def test_format_counts_figures_at_the_bound_as_ok():
     assert marks["min cosine"] == "ok" and marks["top-1 agreement"] == "ok"
     both = {line[2:18].strip(): line.split()[-1] for line in _report(nan_count=1, inf_count=1).format().splitlines()}
     assert both["NaN / Inf"] == "FAIL"
+
+
+def test_verdict_bounds_are_inclusive():
+    from frpt_runtime.parity import _verdict
+
+    assert _verdict("fp16", 1.0, 0.999, 0.99, 0) is True
+    assert _verdict("fp16", 1.0, 0.999, None, 0) is True
+    assert _verdict("fp16", 1.0, 0.9989999, 1.0, 0) is False and _verdict("fp16", 1.0, 1.0, 0.9899, 0) is False
+    assert _verdict("fp32", 1e-4, -1.0, 0.0, 0) is True and _verdict("fp32", 1.0001e-4, 1.0, 1.0, 0) is False
+    assert _verdict("fp32", 0.0, 1.0, 1.0, 1) is False
+
+
+def test_top1_ranks_neighbours_by_cosine_not_by_dot_product():
+    # reference rows of very different norms: by cosine row 0's nearest is row 1 (10 degrees), by dot product it
+    # would be row 2 (30 degrees, norm 3); the unit-normalised candidate agrees only under cosine ranking
+    rad = np.deg2rad([0.0, 10.0, 30.0])
+    ref = np.stack((np.cos(rad), np.sin(rad)), axis=1) * np.array([[1.0], [1.0], [3.0]])
+    cand = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    assert top1_agreement(ref, cand) == 1.0
+
+
+def test_top1_of_two_samples_is_a_figure():
+    ref = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert top1_agreement(ref, ref) == 1.0
