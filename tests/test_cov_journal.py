@@ -330,3 +330,49 @@ def test_not_a_manifest_is_refused_in_one_line(tmp_path, content, message):
 def test_missing_manifest_says_how_to_write_it(tmp_path):
     with pytest.raises(FrptError, match=r"cannot read .*manifest.json \(FileNotFoundError\): run frpt-embed"):
         read_manifest(tmp_path)
+
+
+_VALID_LINE = {"chunk": 1, "paths": ["a.jpg"], "skipped": [["b.jpg", "zero-byte file"]], "stats": [[1, 2], [3, 4]]}
+
+
+@pytest.mark.parametrize("field", sorted(_VALID_LINE))
+def test_a_journal_line_missing_any_field_is_corrupt(tmp_path, field):
+    _run(tmp_path, chunks=1)
+    line = {k: v for k, v in _VALID_LINE.items() if k != field}
+    with open(tmp_path / PARTIAL_DIR / JOURNAL_FILE, "ab") as handle:
+        handle.write(json.dumps(line).encode() + b"\n")
+    with pytest.raises(FrptError, match="has a corrupt journal: drop --resume"):
+        _resume(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("chunk", "1"),
+        ("chunk", True),
+        ("paths", "a.jpg"),
+        ("paths", [1]),
+        ("skipped", [["b.jpg"]]),
+        ("skipped", [["b.jpg", 3]]),
+        ("stats", [[1, 2, 3]]),
+        ("stats", [[-1, 2]]),
+        ("stats", [[1.5, 2]]),
+    ],
+)
+def test_a_journal_line_with_a_malformed_field_is_corrupt(tmp_path, field, value):
+    _run(tmp_path, chunks=1)
+    with open(tmp_path / PARTIAL_DIR / JOURNAL_FILE, "ab") as handle:
+        handle.write(json.dumps({**_VALID_LINE, field: value}).encode() + b"\n")
+    with pytest.raises(FrptError, match="has a corrupt journal"):
+        _resume(tmp_path)
+
+
+def test_the_valid_line_of_these_tests_is_accepted(tmp_path):
+    _run(tmp_path, chunks=1)
+    with open(tmp_path / PARTIAL_DIR / ROWS_FILE, "ab") as handle:
+        handle.write(_rows(1).tobytes())
+    with open(tmp_path / PARTIAL_DIR / JOURNAL_FILE, "ab") as handle:
+        handle.write(json.dumps(_VALID_LINE).encode() + b"\n")
+    journal = _resume(tmp_path)
+    journal.close()
+    assert journal.records[1] == ChunkRecord(1, ["a.jpg"], [("b.jpg", "zero-byte file")], [(1, 2), (3, 4)])
