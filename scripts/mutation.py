@@ -84,6 +84,12 @@ MODULES: dict[str, list[str]] = {
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
 _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
 _IMAGES = "runtime/frpt_runtime/images.py"
+_JOURNAL = "runtime/frpt_runtime/journal.py"
+_JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
+_DURABLE = (
+    "an fsync only matters after a power loss: no test (nor kill -9, which keeps the page cache) can observe it; "
+    "the write order it makes durable is the kill trial's"
+)
 _UNIT_NN = "unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-300)"
 _COS_FLOOR = "den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)"
 _ZERO_ROW = "the floor only matters for a zero or subnormal row (cosine 0 or ~0 either way), never a model's embedding"
@@ -119,6 +125,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_PARITY, _UNIT_NN, "1e-300 -> 2e-300"): _ZERO_ROW,
     (_PARITY, _UNIT_NN, "1e-300 -> 5e-301"): _ZERO_ROW,
     (_PARITY, _COS_FLOOR, "1e-300 -> 2e-300"): _ZERO_ROW,
+    (_JOURNAL, _JOURNAL_LINE, "False -> True"): (
+        "ASCII escapes or raw UTF-8 in a journal line: json.loads reads the same names back"
+    ),
+    (_JOURNAL, "self.folder.mkdir(parents=True)", "True -> False"): (
+        "the caller holds OUT's lock (frpt_runtime.out_lock), so OUT exists and only the partial folder is created"
+    ),
+    (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
     (_PARITY, _COS_FLOOR, "1e-300 -> 5e-301"): _ZERO_ROW,
     (_IMAGES, "if width <= height:", "<= -> <"): "a square image takes either branch to (short, short)",
     (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "65535 -> 65534"): (

@@ -332,7 +332,7 @@ def test_missing_manifest_says_how_to_write_it(tmp_path):
         read_manifest(tmp_path)
 
 
-_VALID_LINE = {"chunk": 1, "paths": ["a.jpg"], "skipped": [["b.jpg", "zero-byte file"]], "stats": [[1, 2], [3, 4]]}
+_VALID_LINE = {"chunk": 1, "paths": ["a.jpg"], "skipped": [["b.jpg", "zero-byte file"]], "stats": [[1, 2], [0, 4]]}
 
 
 @pytest.mark.parametrize("field", sorted(_VALID_LINE))
@@ -375,4 +375,13 @@ def test_the_valid_line_of_these_tests_is_accepted(tmp_path):
         handle.write(json.dumps(_VALID_LINE).encode() + b"\n")
     journal = _resume(tmp_path)
     journal.close()
-    assert journal.records[1] == ChunkRecord(1, ["a.jpg"], [("b.jpg", "zero-byte file")], [(1, 2), (3, 4)])
+    assert journal.records[1] == ChunkRecord(1, ["a.jpg"], [("b.jpg", "zero-byte file")], [(1, 2), (0, 4)])  # size 0
+
+
+def test_resume_removes_the_temp_file_a_killed_state_write_left(tmp_path):
+    _run(tmp_path, chunks=1)
+    stale = tmp_path / PARTIAL_DIR / f".{STATE_FILE}.4242.tmp"
+    stale.write_text('{"half": ')
+    journal = _resume(tmp_path)
+    journal.close()
+    assert not stale.exists() and journal.row_count == 2
