@@ -132,6 +132,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "the caller holds OUT's lock (frpt_runtime.out_lock), so OUT exists and only the partial folder is created"
     ),
     (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
+    (_JOURNAL, "if not rows.is_file() and self.row_count == 0:", "and -> or"): (
+        "touching an existing rows file changes nothing, and a missing one with journaled rows is then refused as lost "
+        "rows either way"
+    ),
+    (_JOURNAL, "break  # torn last line: the crash hit mid-append", "break -> continue"): (
+        "only the last piece of splitlines(keepends=True) can lack its newline: nothing follows it"
+    ),
     (_PARITY, _COS_FLOOR, "1e-300 -> 5e-301"): _ZERO_ROW,
     (_IMAGES, "if width <= height:", "<= -> <"): "a square image takes either branch to (short, short)",
     (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "65535 -> 65534"): (
