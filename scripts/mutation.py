@@ -137,6 +137,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
     (_JOURNAL, "handle.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "True -> False"): (
+        "discard follows start(), which always writes state.json: the file is there"
+    ),
     (_JOURNAL, "self.close()", "call statement -> pass"): _CLOSE,
     (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "call statement -> pass"): (
         "acceptable: rmtree removes state.json anyway; removing it first only matters to a crash inside rmtree, "
