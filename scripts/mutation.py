@@ -137,6 +137,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
     (_JOURNAL, "handle.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "return data.reshape(count, self.dim).astype(np.float32, copy=False)", "False -> True"): (
+        "a copy or the array itself: the same float32 values"
+    ),
+    (_JOURNAL, "shutil.rmtree(self.folder, ignore_errors=True)", "True -> False"): (
+        "acceptable: differs only when removing the finished run's partial folder fails, after the outputs were "
+        "committed (the next run's start removes it again)"
+    ),
     (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "True -> False"): (
         "discard follows start(), which always writes state.json: the file is there"
     ),
