@@ -106,8 +106,15 @@ def test_bad_array_headers_are_refused(tmp_path, arrays, message):
         load_bundle(path)
 
 
-def test_bundle_image_limit_is_inclusive():
+def test_bundle_image_limit_is_inclusive(tmp_path):
     assert MAX_BUNDLE_IMAGES == 4096
+    at_limit = tmp_path / "limit.ref.npz"
+    _write(at_limit, _arrays(m=MAX_BUNDLE_IMAGES, size=SIZE, batches=(MAX_BUNDLE_IMAGES,)), _meta())
+    assert load_bundle(at_limit).images.shape[0] == MAX_BUNDLE_IMAGES
+    over = tmp_path / "over.ref.npz"
+    _write(over, _arrays(m=MAX_BUNDLE_IMAGES + 1, size=SIZE, batches=(MAX_BUNDLE_IMAGES + 1,)), _meta())
+    with pytest.raises(FrptError, match=r"with 0 < M <= 4096, the header says uint8 \[4097, 8, 8, 3\]"):
+        load_bundle(over)
 
 
 def test_bundle_batches_must_sum_to_the_image_count(tmp_path):
