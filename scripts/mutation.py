@@ -52,24 +52,126 @@ SOURCE_ROOTS = (".", "export", "runtime")
 
 # module file -> the test files that hold its claims (the run is restricted to these; subprocess tests run the
 # code on disk, not the mutant, so only in-process tests can kill a mutant).
+_EMBED_TESTS = ["tests/test_embed.py", "tests/test_embed_integrity.py", "tests/test_fields.py"]
 MODULES: dict[str, list[str]] = {
     "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
-    "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py"],
-    "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py"],
-    "runtime/frpt_runtime/parity.py": ["tests/test_parity.py"],
-    "runtime/frpt_runtime/bundle.py": ["tests/test_bundle.py", "tests/test_verify_binding.py"],
-    "runtime/frpt_runtime/manifest.py": ["tests/test_manifest_journal.py", "tests/test_fields.py"],
-    "runtime/frpt_runtime/journal.py": ["tests/test_manifest_journal.py", "tests/test_fields.py"],
-    "runtime/frpt_runtime/images.py": ["tests/test_images.py"],
+    "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py", "tests/test_cov_model.py"],
+    "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py", "tests/test_cov_numeric.py"],
+    "runtime/frpt_runtime/parity.py": ["tests/test_parity.py", "tests/test_cov_numeric.py"],
+    "runtime/frpt_runtime/bundle.py": [
+        "tests/test_bundle.py",
+        "tests/test_verify_binding.py",
+        "tests/test_cov_bundle.py",
+    ],
+    "runtime/frpt_runtime/manifest.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/journal.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/images.py": ["tests/test_images.py", "tests/test_cov_images.py"],
     "runtime/frpt_runtime/fields.py": ["tests/test_fields.py", "tests/test_bundle.py"],
-    "runtime/frpt_runtime/contract.py": ["tests/test_contract.py", "tests/test_runtime_backends.py"],
-    "runtime/frpt_runtime/engine_sidecar.py": ["tests/test_bundle.py", "tests/test_runtime_backends.py"],
+    "runtime/frpt_runtime/contract.py": [
+        "tests/test_runtime_backends.py",
+        "tests/test_bundle.py",
+        "tests/test_cov_bundle.py",
+    ],
+    "runtime/frpt_runtime/engine_sidecar.py": [
+        "tests/test_bundle.py",
+        "tests/test_runtime_backends.py",
+        "tests/test_cov_bundle.py",
+    ],
     "runtime/frpt_runtime/sampling_matrices.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
     "export/frpt_export/lowering.py": ["tests/test_lowering.py"],
 }
 
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
-EQUIVALENT: dict[tuple[str, str, str], str] = {}
+_METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
+_IMAGES = "runtime/frpt_runtime/images.py"
+_JOURNAL = "runtime/frpt_runtime/journal.py"
+_JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
+_CLOSE = (
+    "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
+    "stays open until garbage collection"
+)
+_DURABLE = (
+    "an fsync only matters after a power loss: no test (nor kill -9, which keeps the page cache) can observe it; "
+    "the write order it makes durable is the kill trial's"
+)
+_UNIT_NN = "unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-300)"
+_COS_FLOOR = "den = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)"
+_ZERO_ROW = "the floor only matters for a zero or subnormal row (cosine 0 or ~0 either way), never a model's embedding"
+_UNIT = "unit = emb / np.maximum(norms, 1e-12)"
+_PARITY_JSON = "return json.dumps(self.to_dict(), indent=2, sort_keys=True)"
+_TINY = (
+    "the floor only changes rows shorter than 1e-12 (x2 or /2): such a row is zero to float precision and ranks "
+    "the same; Recall@K of degenerate embeddings is not a claim"
+)
+_LAYOUT = (
+    "JSON layout only (indent, key order): from_dict(json.loads(...)) reads the same report; no reader parses the text"
+)
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (_METRICS, _UNIT, "1e-12 -> 2e-12"): _TINY,
+    (_METRICS, _UNIT, "1e-12 -> 5e-13"): _TINY,
+    (_PARITY, _PARITY_JSON, "2 -> 3"): _LAYOUT,
+    (_PARITY, _PARITY_JSON, "2 -> 1"): _LAYOUT,
+    (_PARITY, _PARITY_JSON, "True -> False"): _LAYOUT,
+    (_PARITY, "agree = ref_sim[rows, cand_nn] >= ref_sim[rows, ref_nn] - _TIE_TOL", ">= -> >"): (
+        "differs only when two float64 similarities differ by exactly _TIE_TOL; the tolerance itself is pinned"
+    ),
+    (_IMAGES, "_WHITE = (255, 255, 255)", "255 -> 256"): "PIL clips a fill colour to 255: the same white canvas",
+    (_IMAGES, 'canvas = Image.new("RGBA", rgba.size, (*_WHITE, 255))', "255 -> 256"): (
+        "PIL clips a fill colour to 255: the same opaque canvas"
+    ),
+    (_PARITY, "cos = np.where(row_ok, _cosines(ref, np.where(finite, cand, 0.0)), -1.0)", "0.0 -> 1.0"): (
+        "the filler only enters rows holding a non-finite value, whose cosine is then replaced by -1"
+    ),
+    (_PARITY, "return sim, np.argmax(sim, axis=1)", "1 -> 0"): "sim is symmetric: column and row arg-max agree",
+    (_PARITY, "passed=_verdict(str(precision), max_abs, min_cos, top1, nan_count + inf_count),", "+ -> -"): (
+        "a non-finite candidate also makes max |Δ| inf and its row's cosine -1, so both verdicts fail anyway"
+    ),
+    (_PARITY, _UNIT_NN, "1e-300 -> 2e-300"): _ZERO_ROW,
+    (_PARITY, _UNIT_NN, "1e-300 -> 5e-301"): _ZERO_ROW,
+    (_PARITY, _COS_FLOOR, "1e-300 -> 2e-300"): _ZERO_ROW,
+    (_JOURNAL, _JOURNAL_LINE, "False -> True"): (
+        "ASCII escapes or raw UTF-8 in a journal line: json.loads reads the same names back"
+    ),
+    (_JOURNAL, "self.folder.mkdir(parents=True)", "True -> False"): (
+        "the caller holds OUT's lock (frpt_runtime.out_lock), so OUT exists and only the partial folder is created"
+    ),
+    (_JOURNAL, "fsync_dir(self.folder)", "call statement -> pass"): _DURABLE,
+    (_JOURNAL, "handle.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "return data.reshape(count, self.dim).astype(np.float32, copy=False)", "False -> True"): (
+        "a copy or the array itself: the same float32 values"
+    ),
+    (_JOURNAL, "shutil.rmtree(self.folder, ignore_errors=True)", "True -> False"): (
+        "acceptable: differs only when removing the finished run's partial folder fails, after the outputs were "
+        "committed (the next run's start removes it again)"
+    ),
+    (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "True -> False"): (
+        "discard follows start(), which always writes state.json: the file is there"
+    ),
+    (_JOURNAL, "self.close()", "call statement -> pass"): _CLOSE,
+    (_JOURNAL, "(self.folder / STATE_FILE).unlink(missing_ok=True)", "call statement -> pass"): (
+        "acceptable: rmtree removes state.json anyway; removing it first only matters to a crash inside rmtree, "
+        "which leaves a folder no resume reads (no test can stop rmtree half way)"
+    ),
+    (_JOURNAL, "if not rows.is_file() and self.row_count == 0:", "and -> or"): (
+        "touching an existing rows file changes nothing, and a missing one with journaled rows is then refused as lost "
+        "rows either way"
+    ),
+    (_JOURNAL, "break  # torn last line: the crash hit mid-append", "break -> continue"): (
+        "only the last piece of splitlines(keepends=True) can lack its newline: nothing follows it"
+    ),
+    (_PARITY, _COS_FLOOR, "1e-300 -> 5e-301"): _ZERO_ROW,
+    (_IMAGES, "if width <= height:", "<= -> <"): "a square image takes either branch to (short, short)",
+    (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "65535 -> 65534"): (
+        "65534 and 65535 have the same high byte (255)"
+    ),
+    (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "0 -> 1"): (
+        "0 and 1 have the same high byte (0)"
+    ),
+    (_IMAGES, "image.load()", "call statement -> pass"): (
+        "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
+        "errors, the same pixels"
+    ),
+}
 
 # Imported once in the parent so every forked child shares them (project modules are never imported there).
 PRELOAD = ("numpy", "PIL.Image", "typer", "tqdm", "pytest", "coverage", "onnx", "onnxruntime", "torch", "timm")
@@ -413,11 +515,19 @@ def _tests_for(line: int, lines: dict[str, list[str]], durations: dict[str, floa
     return sorted(set(contexts), key=lambda c: durations.get(c, 0.0))
 
 
+def _reaching(lines: dict[str, list[str]], durations: dict[str, float]) -> list[str]:
+    """Every test (fastest first) of the files where at least one test executed a line of the module."""
+    files = {context.split("::")[0] for contexts in lines.values() for context in contexts if context}
+    return sorted((t for t in durations if t.split("::")[0] in files), key=lambda t: durations[t])
+
+
 def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor: float) -> list[Mutant]:
     """Baseline, then every mutant of ``path``; prints one line per survivor as it goes.
 
-    A mutant that survives the tests executing its line is run once more against all of ``tests`` (a module-scoped
-    fixture runs the mutated code in the first test that needs it, while a later test may hold the claim).
+    A mutant that survives the tests executing its line is run once more against every test of the files in which
+    some test executed the module in-process (a module-scoped fixture runs the mutated code in the first test that
+    needs it, while a later test of that file may hold the claim). Files none of whose tests reach the module in
+    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out.
     """
     source = (ROOT / path).read_text(encoding="utf-8")
     mutants = enumerate_mutants(source)
@@ -426,20 +536,21 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     start = time.monotonic()
     base = baseline(path, tests, timeout=3600)
     lines, durations = {str(k): v for k, v in base["lines"].items()}, base["durations"]
-    total = sum(durations.values())
+    confirm = _reaching(lines, durations)
+    total = sum(durations.get(t, 0.0) for t in confirm)
     print(f"{path}: {len(mutants)} mutants, baseline {time.monotonic() - start:.0f} s", file=sys.stderr)
     for mutant in mutants:
         tick = time.monotonic()
-        selected = _tests_for(mutant.line, lines, durations, sorted(durations))
+        selected = _tests_for(mutant.line, lines, durations, confirm)
         if not selected:
             mutant.status = "uncovered"
         else:
             budget = factor * sum(durations.get(t, 0.0) for t in selected) + 30.0
             status = run_mutant(path, source, mutant.index, selected, budget)
             mutant.tests_run = len(selected)
-            if status in ("survived", "unselectable") and len(selected) < len(durations):
-                status = run_mutant(path, source, mutant.index, tests, factor * total + 30.0)
-                mutant.tests_run = len(durations)
+            if status in ("survived", "unselectable") and set(confirm) - set(selected):
+                status = run_mutant(path, source, mutant.index, confirm, factor * total + 30.0)
+                mutant.tests_run = len(confirm)
             mutant.status = {"crashed": "killed", "unselectable": "survived"}.get(status, status)
         mutant.seconds = round(time.monotonic() - tick, 2)
         key = (path, mutant.source_line, mutant.description)

@@ -155,11 +155,10 @@ def external_data(path: str | os.PathLike[str]) -> list[ExternalData]:
                 try:
                     return _walk(view)
                 except _Malformed:
-                    raise FrptError(
-                        f"{path} is not a readable ONNX file (malformed protobuf): export it again"
-                    ) from None
+                    pass  # refused below: the error's traceback holds slices of the mapping, which must close first
                 finally:
                     view.release()
+            raise FrptError(f"{path} is not a readable ONNX file (malformed protobuf): export it again")
     except OSError as exc:
         raise FrptError(f"cannot read {path} ({type(exc).__name__}: {exc.strerror})") from None
 

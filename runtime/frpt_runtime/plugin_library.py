@@ -172,7 +172,7 @@ def _register_with_module(trt: ModuleType, lib: Path, handle: ctypes.CDLL, built
         raise FrptError(f"TensorRT's plugin registry did not register {lib} (load_library failed; see TensorRT's log)")
 
 
-def _register_with_libnvinfer(lib: Path, handle: ctypes.CDLL, built: tuple[int, int]) -> None:
+def _register_with_libnvinfer(lib: Path, handle: ctypes.CDLL, built: tuple[int, int]) -> None:  # pragma: full-tensorrt
     """The same route without the Python bindings: libnvinfer's registry, its loadLibrary called by the library."""
     nvinfer, name = _open_libnvinfer(built[0])
     nvinfer.getInferLibVersion.restype = ctypes.c_int32
