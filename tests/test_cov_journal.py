@@ -17,7 +17,15 @@ import pytest
 from frpt_runtime import atomic
 from frpt_runtime.atomic import atomic_write, atomic_write_json, disk_full_error, remove_stale_temps
 from frpt_runtime.errors import FrptError
-from frpt_runtime.journal import JOURNAL_FILE, PARTIAL_DIR, ROWS_FILE, STATE_FILE, ChunkRecord, RunJournal
+from frpt_runtime.journal import (
+    JOURNAL_FILE,
+    PARTIAL_DIR,
+    ROWS_FILE,
+    STATE_FILE,
+    ChunkRecord,
+    RunJournal,
+    first_changed_file,
+)
 from frpt_runtime.manifest import MANIFEST_FILE, MANIFEST_FORMAT, read_manifest
 
 FINGERPRINT = {"format": "frpt-embed-partial/2", "model": "a" * 64, "batch": 2, "files": "f" * 64}
@@ -267,9 +275,9 @@ def test_changed_file_names_the_first_changed_one(tmp_path):
     journal.close()
     names = ["c0/a.jpg", "c0/b.jpg", "c1/a.jpg", "c1/b.jpg", "new.jpg"]
     stats = [(10, 1000), (11, 1001), (10, 1000), (11, 1001), (5, 5)]
-    assert journal.changed_file(names, stats, batch=2) is None  # the unjournaled file is not checked
-    assert journal.changed_file(names, [*stats[:3], (11, 2001), stats[4]], batch=2) == "c1/b.jpg"
-    assert journal.changed_file(names, [stats[0], (12, 1001), *stats[2:]], batch=2) == "c0/b.jpg"
+    assert first_changed_file(journal.records, names, stats, batch=2) is None  # the unjournaled file is not checked
+    assert first_changed_file(journal.records, names, [*stats[:3], (11, 2001), stats[4]], batch=2) == "c1/b.jpg"
+    assert first_changed_file(journal.records, names, [stats[0], (12, 1001), *stats[2:]], batch=2) == "c0/b.jpg"
 
 
 def test_full_disk_during_an_append_is_one_line(tmp_path, monkeypatch):
