@@ -4,7 +4,8 @@ Graph: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare`` (Cast ->
 (x - mean)/std) and ``embed`` chain, on a copy whose lowerable submodules the family's lowering swapped
 (:mod:`frpt_export.families`) -> ``embedding`` float32 ``[N, D]``; batch axis dynamic; legacy TorchScript exporter at
 opset 17 (GridSample needs >= 16; opset 20 renamed its mode and TensorRT's parser falls back to nearest,
-NVIDIA/TensorRT#4646).
+NVIDIA/TensorRT#4646), with its constant folding, then :func:`~frpt_export.graph_optimizer.optimize_graph`
+(the onnxscript optimiser; why that one: its module docstring).
 
 FP16: expressed in the graph by the family's lowering (explicit Casts at known places), not by NVIDIA ModelOpt
 AutoCast. Why: ``nvidia-modelopt`` drags a large dependency tree (and its own torch/onnx pins) into the exporter
@@ -44,6 +45,7 @@ from torch import nn
 from frpt.checkpoint import load_checkpoint
 from frpt_export.families import lower_model
 from frpt_export.graph import LowerOptions
+from frpt_export.graph_optimizer import optimize_graph
 from frpt_export.reference import reference_images, split_batches, torch_embeddings, write_polygraphy_json
 from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write
@@ -184,10 +186,10 @@ def _trace(graph: nn.Module, size: int, opset: int, lowering: Lowering):
 
 
 def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
-    """The checked ModelProto of ``model``: traced, output pinned to ``[batch, D]``, metadata set."""
+    """The checked ModelProto of ``model``: traced, optimised, output pinned to ``[batch, D]``, metadata set."""
     import onnx
 
-    proto = _trace(lower_model(model, options), model.config.input_size, opset, options.lowering)
+    proto = optimize_graph(_trace(lower_model(model, options), model.config.input_size, opset, options.lowering))
     dims = proto.graph.output[0].type.tensor_type.shape.dim  # the exporter leaves D symbolic after the L2 norm
     dims[0].dim_param = BATCH_AXIS
     dims[1].dim_value = model.embedding_dim
