@@ -25,13 +25,14 @@ from frpt_runtime.cli_common import (
     run_command,
 )
 from frpt_runtime.contract import StrChoice
-from frpt_runtime.families.frpt import BACKBONES, DPP_VARIANTS, MIN_INPUT_SIZE, POOLINGS
+from frpt_runtime.families.frpt import BACKBONES, DECODERS, DPP_VARIANTS, MIN_INPUT_SIZE, POOLINGS
 
 __all__ = ["eval_app", "train_app"]
 
 Backbone = StrChoice("Backbone", {name: name for name in BACKBONES})
 DppVariant = StrChoice("DppVariant", {name: name for name in DPP_VARIANTS})
 Pooling = StrChoice("Pooling", {name: name for name in POOLINGS})
+Decoder = StrChoice("Decoder", {name: name for name in DECODERS})
 Split = StrChoice("Split", {name: name for name in SPLITS})
 
 train_app = make_app(
@@ -87,6 +88,10 @@ def train_command(
         typer.Option("--embedding-dim", min=0, help="Trainable projection after pooling (0: the paper's plain head)."),
     ] = 256,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing", min=0.0, max=1.0)] = 0.0,
+    decoder: Annotated[
+        Decoder,
+        typer.Option("--decoder", help="fast (JPEG draft, crop box resized alone) or exact (torchvision's pixels)."),
+    ] = Decoder.fast,
     evaluate: Annotated[
         bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")
     ] = False,
@@ -103,7 +108,7 @@ def train_command(
         job = TrainJob(
             data, synthetic, synthetic_per_class, out, epochs, batch_size, lr, seed, input_size, backbone.value,
             backbone_weights, random_init, dpp_variant.value, pooling.value, cah_reduction, embedding_dim,
-            label_smoothing, evaluate, device,
+            label_smoothing, evaluate, device, decoder.value,
         )  # fmt: skip
         return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json)
 

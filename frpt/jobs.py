@@ -44,6 +44,7 @@ class TrainJob:
     label_smoothing: float = 0.0
     evaluate: bool = False
     device: str = "auto"
+    decoder: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _config(job: TrainJob) -> FRPTConfig:
         return FRPTConfig(
             backbone=job.backbone,
             input_size=job.input_size,
+            decoder=job.decoder,
             pixel_mean=mean,
             pixel_std=std,
             dpp_variant=job.dpp_variant,
@@ -178,7 +180,8 @@ def _eval_checkpoint(job: EvalJob) -> dict[str, Any]:
     model = load_checkpoint(job.ckpt, map_location=resolve_device(job.device))
     recall = evaluate_recall(model, job.data, split=job.split, batch_size=job.batch_size)
     if job.show_warps:
-        dataset = ImageListDataset(load_split(job.data, job.split), model.config.input_size, model.config.crop_pct)
+        cfg = model.config
+        dataset = ImageListDataset(load_split(job.data, job.split), cfg.input_size, cfg.crop_pct, decoder=cfg.decoder)
         picks = torch.linspace(0, len(dataset) - 1, min(job.show_warps, len(dataset))).round().long().tolist()
         save_warp_grid(model, torch.stack([dataset[i][0] for i in picks]), job.out)
         recall["warps_png"] = str(job.out)

@@ -254,7 +254,8 @@ def export_onnx(
     out_path = Path(out_path)
     check_output_file(out_path, "-o")
     model = _load_model(source, out_path)
-    images = reference_images(model.config.input_size, model.config.crop_pct, ref_images)
+    cfg = model.config
+    images = reference_images(cfg.input_size, cfg.crop_pct, ref_images, decoder=cfg.decoder)
     proto = _graph_proto(model, options, opset)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, lambda handle: handle.write(proto.SerializeToString()))

@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write, atomic_write_json
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import IMAGE_EXTENSIONS, list_images
+from frpt_runtime.images import IMAGE_EXTENSIONS, list_images, load_image
 from frpt_runtime.manifest import (
     EMBEDDINGS_FILE,
     MANIFEST_FILE,
@@ -189,8 +190,7 @@ def embed_folder(
     resumed = min(journal.next_chunk * batch, len(paths))
     bar = _progress_bar(len(paths), resumed, progress)
     try:
-        size, crop = info.config.input_size, info.config.crop_pct
-        with BatchPipeline(paths, size, crop, batch=batch, workers=workers, start_chunk=journal.next_chunk) as pipeline:
+        with _pipeline(paths, info, batch, workers, journal.next_chunk) as pipeline:
             _run_chunks(pipeline, backend, journal, root, clock, bar)
         embeddings, skipped, wall = _write_outputs(out, root, info, batch, workers, journal, clock, resumed)
         journal.discard()
@@ -207,6 +207,15 @@ def embed_folder(
         resumed_images=resumed,
         wall_s=wall,
         images_per_s=(len(paths) - resumed) / wall,
+    )
+
+
+def _pipeline(paths: list[Path], info: ModelInfo, batch: int, workers: int, start_chunk: int) -> BatchPipeline:
+    """The decode pool over ``paths`` with the model config's input geometry and decoder."""
+    cfg = info.config
+    decode = partial(load_image, decoder=cfg.decoder)
+    return BatchPipeline(
+        paths, cfg.input_size, cfg.crop_pct, batch=batch, workers=workers, start_chunk=start_chunk, decode=decode
     )
 
 

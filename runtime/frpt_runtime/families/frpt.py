@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BACKBONES",
     "BACKBONE_PIXEL_STATS",
+    "DECODERS",
     "DPP_TAP_STRIDE",
     "DPP_VARIANTS",
     "MIN_INPUT_SIZE",
@@ -33,6 +34,10 @@ BACKBONES = tuple(BACKBONE_PIXEL_STATS)
 DPP_TAP_STRIDE = {"released": 16, "paper": 4}
 DPP_VARIANTS = tuple(DPP_TAP_STRIDE)
 POOLINGS = ("avg", "gem")
+# How images are decoded to the model input (frpt_runtime.images.load_image): "exact" = torchvision's
+# Resize + CenterCrop of the fully decoded image; "fast" = JPEG DCT-domain draft to >= 2x the resize target, then
+# only the crop box resized. Files written before the field existed were decoded "exact" and are read so.
+DECODERS = ("exact", "fast")
 # Smallest model input side: the stride-32 backbones leave a 1x1 final map at 32 px, whose InstanceNorm
 # normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px keeps 2x2.
 MIN_INPUT_SIZE = 64
@@ -46,6 +51,8 @@ class FRPTConfig:
         backbone: registry name of the frozen backbone (``efficientnet_lite0`` | ``resnet50``).
         input_size: square model input side in pixels (the runtime resizes + centre-crops to it).
         crop_pct: centre-crop fraction: resize the shorter side to ``input_size / crop_pct``, then crop.
+        decoder: ``fast`` (default; JPEG draft + crop-box resize) or ``exact`` (torchvision's pixels); training,
+            the reference bundle and every runtime decode with it (:data:`DECODERS`).
         pixel_mean, pixel_std: per-channel normalisation of ``[0, 1]`` RGB, applied inside the model.
         dpp_variant: ``released`` (tap after stage 3 / stride 16, ReLU, 1x1 conv; default, cheap) or
             ``paper`` (tap after block 1 / stride 4, sigma x sigma content-aware conv, sigma = 31).
@@ -68,6 +75,7 @@ class FRPTConfig:
     backbone: str = "efficientnet_lite0"
     input_size: int = 224
     crop_pct: float = 0.875
+    decoder: str = "fast"
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     dpp_variant: str = "released"
@@ -90,6 +98,8 @@ class FRPTConfig:
             raise ValueError(f"input_size must be >= {MIN_INPUT_SIZE}, got {self.input_size}")
         if self.dpp_variant not in DPP_VARIANTS:
             raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.embedding_dim < 0:
@@ -111,7 +121,7 @@ class FRPTConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown FRPT config keys {unknown}: written by a newer toolkit?")
-        kw = dict(data)
+        kw = {"decoder": "exact", **data}  # written before the field existed: decoded exactly
         for key in ("pixel_mean", "pixel_std", "class_names"):
             if key in kw:
                 kw[key] = tuple(kw[key])
