@@ -1,4 +1,4 @@
-"""Frozen, pretrained backbones with the feature taps DPP needs (DESIGN.md §2).
+"""Frozen, pretrained backbones with the feature taps DPP needs (docs/design.md §4).
 
 A backbone is a chain of *stages* (stem, blocks, head) with a known output stride and channel count.
 :meth:`FrozenBackbone.forward_tap` runs the chain only up to the DPP tap (the content-parsing pass never
@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
+from frpt.safe_load import load_plain
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.frpt import BACKBONES
 
@@ -156,12 +156,7 @@ def _read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FrptError(f"{what} weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises several types for corrupt / pickled files
-        raise FrptError(
-            f"cannot read {what} weights {path}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-        ) from None
+    state = load_plain(path, "cpu", f"{what} weights", "save a plain state dict (torch.save(model.state_dict()))")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):

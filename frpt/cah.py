@@ -1,4 +1,4 @@
-"""CAH, the category-specific awareness head, and the embedding head (DESIGN.md §2).
+"""CAH, the category-specific awareness head, and the embedding head (docs/design.md §4).
 
 Provenance: FRPT (Wang et al., AAAI 2023), §3.3, Eq. (6)-(7); released code ``MAM`` block.
 

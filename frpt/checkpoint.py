@@ -1,4 +1,4 @@
-"""Self-contained FRPT checkpoints (DESIGN.md §3).
+"""Self-contained FRPT checkpoints (docs/design.md §5).
 
 A checkpoint is a ``torch.save`` file holding only plain data -- strings, ints and tensors -- so it loads
 with ``torch.load(weights_only=True)`` and never unpickles an arbitrary object::
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from frpt.families import create_model
+from frpt.safe_load import load_plain
 from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write
 from frpt_runtime.errors import FrptError
@@ -55,17 +56,7 @@ def save_checkpoint(model: nn.Module, path: str | Path) -> Path:
 def _read(path: Path, map_location: str | torch.device) -> dict:
     if not path.is_file():
         raise FrptError(f"checkpoint not found: {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle.UnpicklingError for objects, RuntimeError/EOFError for truncation
-        text = str(exc)
-        if "Unsupported global" in text:  # every weights_only failure names weights_only; only this one is objects
-            raise FrptError(
-                f"refusing {path}: it contains pickled Python objects, not plain weights; re-save it with frpt-train"
-            ) from None
-        raise FrptError(
-            f"cannot read checkpoint {path} (truncated or not a checkpoint): {type(exc).__name__}"
-        ) from None
+    payload = load_plain(path, map_location, "checkpoint", "re-save it with frpt-train")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FrptError(f"{path} is not an FRPT checkpoint (no '{CHECKPOINT_FORMAT}' header); save it with frpt-train")
     if payload.get("format_version") != CHECKPOINT_VERSION:

@@ -74,7 +74,9 @@ def train_command(
     backbone_weights: Annotated[
         Path | None, typer.Option("--backbone-weights", help="Backbone weights file (torchvision format for resnet50).")
     ] = None,
-    random_init: Annotated[bool, typer.Option("--random-init", help="Random backbone weights (tests only).")] = False,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="Random backbone weights (smoke runs; no pretrained features).")
+    ] = False,
     dpp_variant: Annotated[
         DppVariant,
         typer.Option("--dpp-variant", help="released (stride-16 tap, 1x1 conv) or paper (stride-4 tap, 31x31 conv)."),
@@ -110,7 +112,7 @@ def train_command(
             backbone_weights, random_init, dpp_variant.value, pooling.value, cah_reduction, embedding_dim,
             label_smoothing, evaluate, device, decoder.value,
         )  # fmt: skip
-        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json)
+        return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json, "frpt-train")
 
     run_command(debug, body)
 
@@ -139,7 +141,9 @@ def eval_command(
         from frpt.jobs import EvalJob, run_eval_job
 
         return emit_report(
-            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)), as_json
+            run_eval_job(EvalJob(ckpt, data, embeddings, split.value, batch_size, show_warps, out, device)),
+            as_json,
+            "frpt-eval",
         )
 
     run_command(debug, body)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import list_images
+from frpt_runtime.image_files import list_images
 
 __all__ = ["SPLITS", "RetrievalSplit", "detect_layout", "load_split"]
 

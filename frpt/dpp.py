@@ -1,4 +1,4 @@
-"""DPP, the discriminative perturbation prompt: content parsing + structure modification (DESIGN.md §2).
+"""DPP, the discriminative perturbation prompt: content parsing + structure modification (docs/design.md §4).
 
 Provenance: FRPT (Wang et al., AAAI 2023), §3.2 "Discriminative Perturbation Prompt"; released code
 ``fastreid/modeling/meta_arch`` (saliency sampler after Recasens et al., ECCV 2018).
@@ -103,7 +103,7 @@ class ReferenceSampler(nn.Module):
     def forward(self, image: Tensor, saliency: Tensor) -> Tensor:
         """``image [N, C, H, W]``, ``saliency [N, 1, g, g]`` float32 -> resampled ``[N, C, H, W]`` (image dtype).
 
-        The grid is computed in float32 even under autocast (DESIGN §3: the grid stays float32).
+        The grid is computed in float32 even under autocast (docs/design.md §5: the grid stays float32).
         """
         with torch.autocast(image.device.type, enabled=False):
             return inhomogeneous_sample(image, saliency.float(), tuple(image.shape[-2:]), self.pad, self.fwhm)

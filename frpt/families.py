@@ -14,12 +14,14 @@ from typing import Any
 from torch import nn
 
 from frpt import model as frpt_model
+from frpt_runtime.errors import FrptError
 from frpt_runtime.families import ModelConfig, family_of
+from frpt_runtime.families.frpt import FRPTConfig
 
 __all__ = ["FACTORIES", "create_model"]
 
 # family -> create_model(config, *, pretrained=True, backbone_weights=None, random_init=False)
-FACTORIES: dict[str, Callable[..., nn.Module]] = {"frpt": frpt_model.create_model}
+FACTORIES: dict[str, Callable[..., nn.Module]] = {FRPTConfig.family: frpt_model.create_model}
 
 
 def create_model(config: ModelConfig, **options: Any) -> nn.Module:
@@ -28,4 +30,7 @@ def create_model(config: ModelConfig, **options: Any) -> nn.Module:
     Raises:
         FrptError: unknown backbone, missing or unreadable weights (from the family's factory).
     """
-    return FACTORIES[family_of(config)](config, **options)
+    family = family_of(config)
+    if family not in FACTORIES:
+        raise FrptError(f"this toolkit has no PyTorch model for the {family!r} family: upgrade frpt-toolkit")
+    return FACTORIES[family](config, **options)

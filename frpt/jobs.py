@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from frpt_runtime.errors import FrptError
-from frpt_runtime.families.frpt import BACKBONE_PIXEL_STATS, DPP_TAP_STRIDE, FRPTConfig
+from frpt_runtime.families.frpt import BACKBONE_PIXEL_STATS, DPP_TAP_STRIDE, MIN_INPUT_SIZE, FRPTConfig
 from frpt_runtime.metrics import format_recall
 from frpt_runtime.output_paths import check_output_file
 
@@ -76,6 +76,8 @@ class TrainReport:
 
 
 def _config(job: TrainJob) -> FRPTConfig:
+    if job.input_size < MIN_INPUT_SIZE:
+        raise FrptError(f"--input-size must be >= {MIN_INPUT_SIZE}, got {job.input_size}")
     if job.backbone not in BACKBONE_PIXEL_STATS:
         raise FrptError(f"--backbone must be one of {', '.join(BACKBONE_PIXEL_STATS)}, got {job.backbone!r}")
     mean, std = BACKBONE_PIXEL_STATS[job.backbone]
@@ -104,9 +106,11 @@ def _check_train_inputs(job: TrainJob) -> FRPTConfig:
         raise FrptError(f"--lr must be > 0, got {job.lr}")
     check_output_file(job.out, "--out")  # before training, so a long run is never lost at the save
     config = _config(job)
-    if job.backbone_weights is not None and not job.random_init:
-        from frpt.backbones import create_backbone
+    from frpt.backbones import create_backbone
+    from frpt.train import resolve_device
 
+    resolve_device(job.device)
+    if not job.random_init:  # loads and checks the weights (or says which file is needed) before data is generated
         create_backbone(config.backbone, tap_stride=DPP_TAP_STRIDE[config.dpp_variant], weights=job.backbone_weights)
     return config
 

@@ -1,4 +1,4 @@
-"""The FRPT model: frozen backbone + DPP + CAH + embedding head + classifier (DESIGN.md §2).
+"""The FRPT model: frozen backbone + DPP + CAH + embedding head + classifier (docs/design.md §4).
 
 Provenance: FRPT (Wang et al., AAAI 2023), Fig. 2 and §3; released code (fast-reid based).
 

@@ -2,7 +2,7 @@
 
 Provenance: FRPT (Wang et al., AAAI 2023), "structure modification" of the discriminative perturbation
 prompt; the released code follows the saliency sampler of Recasens et al. (ECCV 2018). Semantics are fixed
-in DESIGN.md §2:
+in docs/design.md §4:
 
 * ``A`` (``[N, 1, g, g]``, softmax-normalised) is replication-padded by ``pad`` cells on each side;
 * a fixed Gaussian ``k(d) = exp(-4 ln2 d^2 / fwhm^2)`` over offsets ``d in [-pad, pad]``, applied as two

@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from frpt.dataset_layouts import load_split
+from frpt.dataset_layouts import RetrievalSplit, load_split
 from frpt.datasets import ImageListDataset
 from frpt.model import FRPT, create_model
 from frpt_runtime.devices import parse_device
 from frpt_runtime.errors import FrptError
-from frpt_runtime.families.frpt import FRPTConfig
+from frpt_runtime.families.frpt import MIN_INPUT_SIZE, FRPTConfig
 from frpt_runtime.metrics import DEFAULT_KS, recall_at_k
 
 __all__ = ["EpochStats", "TrainSettings", "embed_dataset", "evaluate_recall", "resolve_device", "train"]
@@ -92,6 +92,16 @@ def _progress(iterable, settings: TrainSettings, desc: str, total: int):
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, disable=disable, leave=False)
 
 
+def _training_split(config: FRPTConfig, train_dir: str | Path) -> tuple[FRPTConfig, RetrievalSplit]:
+    """The train split, and the config with the data's classes; refuses a too-small model or a one-class split."""
+    if config.input_size < MIN_INPUT_SIZE:
+        raise FrptError(f"input_size {config.input_size} is below the smallest trainable size {MIN_INPUT_SIZE}")
+    split = load_split(train_dir, "train")
+    if len(split.classes) < 2:
+        raise FrptError(f"training needs at least two classes, {train_dir} has {len(split.classes)}")
+    return config.replace(num_classes=len(split.classes), class_names=split.classes), split
+
+
 def train(
     config: FRPTConfig,
     train_dir: str | Path,
@@ -115,10 +125,7 @@ def train(
     Raises:
         FrptError: bad data folder, undecodable image, missing weights, unavailable device.
     """
-    split = load_split(train_dir, "train")
-    if len(split.classes) < 2:
-        raise FrptError(f"training needs at least two classes, {train_dir} has {len(split.classes)}")
-    config = config.replace(num_classes=len(split.classes), class_names=split.classes)
+    config, split = _training_split(config, train_dir)
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     model = create_model(config, backbone_weights=backbone_weights, random_init=random_init).to(device)

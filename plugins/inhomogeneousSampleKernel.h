@@ -1,5 +1,5 @@
 /*
- * CUDA kernels of FRPT's inhomogeneous sampling (DESIGN.md §2) behind a small API with no TensorRT types.
+ * CUDA kernels of FRPT's inhomogeneous sampling (docs/design.md §4) behind a small API with no TensorRT types.
  *
  * Two launches on the caller's stream, no allocation, no synchronisation:
  *   1. coarse grid: saliency [N, 1, g, g] fp32 -> grid [N, g, g, 2] fp32 (one block per image; replication pad,

@@ -1,5 +1,5 @@
 /*
- * Per-element math of FRPT's inhomogeneous sampling (DESIGN.md §2), shared by the CUDA kernels and the host
+ * Per-element math of FRPT's inhomogeneous sampling (docs/design.md §4), shared by the CUDA kernels and the host
  * build that CI checks against the PyTorch reference `frpt/sampling.py` on a CPU.
  *
  * Everything here is `__host__ __device__` inline when compiled by nvcc and plain `inline` under a host compiler,

@@ -1,6 +1,6 @@
 /*
  * TensorRT IPluginV3 `InhomogeneousSample` (version "1", namespace "frpt"): FRPT's DPP structure modification,
- * the ONNX node of DESIGN.md §3.
+ * the ONNX node of docs/design.md §5.
  *
  *   inputs   0: image     [N, C, H, W]  float | half, LINEAR
  *            1: saliency  [N, 1, g, g]  float (softmax-normalised), LINEAR

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 "$bin/ruff" format --check --quiet .
 "$bin/ruff" check --quiet .
-"$bin/lint-imports" --no-cache >/dev/null
-find plugins -name '*.h' -o -name '*.cpp' -o -name '*.cu' | sort | xargs "$bin/clang-format" --dry-run -Werror
+PYTHONPATH="$PWD:$PWD/export:$PWD/runtime" "$bin/lint-imports" --no-cache >/dev/null  # this checkout, not the venv's
+git ls-files -- 'plugins/*.h' 'plugins/*.cpp' 'plugins/*.cu' | xargs "$bin/clang-format" --dry-run -Werror
 echo "lint: ruff, import-linter, clang-format passed" >&2

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from frpt_runtime.families.frpt import FRPTConfig
+
+# Subprocesses the tests start (console scripts, python -c) import this checkout's packages, whatever the
+# venv's editable install points at: the same three roots pytest's own pythonpath uses.
+_REPO = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(_REPO), str(_REPO / "export"), str(_REPO / "runtime"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 
 @pytest.fixture

@@ -15,9 +15,13 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from frpt_runtime.bundle import RefBundle, save_bundle
-from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
+from frpt_runtime.contract import Precision
+from frpt_runtime.digests import sha256_file
+from frpt_runtime.engine_sidecar import EngineSidecar, write_sidecar
 from frpt_runtime.families.frpt import MIN_INPUT_SIZE, FRPTConfig
-from frpt_runtime.images import ImageDecodeError, list_images, load_image
+from frpt_runtime.image_files import list_images
+from frpt_runtime.images import ImageDecodeError, load_image
+from frpt_runtime.manifest import MANIFEST_FORMAT, RUN_FILE, write_outputs
 
 TOY_SIZE, TOY_DIM = MIN_INPUT_SIZE, 8
 
@@ -113,6 +117,7 @@ def toy_sidecar(plan: Path, **changes: object) -> EngineSidecar:
         opt_batch=8,
         max_batch=16,
         onnx_sha256="0" * 64,
+        bundle_sha256=None,
         plan_sha256=sha256_file(plan),
         toolkit_version="0.1.0",
         plugin_required=False,
@@ -151,14 +156,15 @@ def make_image_folder(root: Path, good: int = 9) -> Path:
     return root
 
 
-def toy_bundle(path: Path, weights: np.ndarray, noise: float = 0.0) -> Path:
+def toy_bundle(path: Path, weights: np.ndarray, model: Path | str, noise: float = 0.0, precision: str = "fp32") -> Path:
+    """A bundle made for ``model`` (a toy export, or the hex sha256 it names) holding ``noise`` on sample 4."""
     images = np.random.default_rng(5).integers(0, 256, (6, TOY_SIZE, TOY_SIZE, 3), dtype=np.uint8)
     embeddings = toy_reference(images, weights)
     if noise:
         embeddings[4] += noise
-    save_bundle(
-        path, RefBundle(images, embeddings, np.array([4, 2], np.int64), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0))
-    )
+    config = FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0)
+    digest = model if isinstance(model, str) else sha256_file(model)
+    save_bundle(path, RefBundle(images, embeddings, np.array([4, 2], np.int64), config, digest, Precision(precision)))
     return path
 
 
@@ -172,3 +178,29 @@ def expected_embeddings(folder: Path, weights: np.ndarray) -> tuple[list[str], n
         except ImageDecodeError:
             pass
     return names, toy_reference(np.stack(pixels), weights)
+
+
+def write_embed_output(out: Path, images: list[str], rows: np.ndarray, **changes: object) -> dict:
+    """Write an ``frpt-embed``-style output (``embeddings.npy`` + a complete manifest) for ``images`` / ``rows``."""
+    rows = np.asarray(rows, dtype=np.float32)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "toolkit_version": "0.1.0",
+        "root": str(out / "images"),
+        "count": len(images),
+        "embedding_dim": int(rows.shape[1]),
+        "images": list(images),
+        "skipped": [],
+        "model": {"path": str(out / "toy.onnx"), "sha256": "0" * 64},
+        "backend": "onnxruntime",
+        "backend_detail": {},
+        "family": "frpt",
+        "precision": "fp32",
+        "lowering": "standard",
+        "config": FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0).to_dict(),
+        "batch": 2,
+        "timings_file": RUN_FILE,
+        **changes,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    return write_outputs(out, rows, manifest, {"wall_s": 0.0})

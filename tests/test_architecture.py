@@ -4,6 +4,7 @@ command bodies, one flag per meaning across every command, and one-line errors f
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from frpt.cli import eval_app, train_app
 from frpt_export.cli import app as export_app
 from frpt_runtime.cli import embed_app, verify_app
 from frpt_runtime.devices import DEVICE_HELP
+from frpt_runtime.search.cli import index_app, search_app
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = [REPO / "frpt", REPO / "export" / "frpt_export", REPO / "runtime" / "frpt_runtime"]
@@ -55,7 +57,7 @@ def _command_bodies() -> list[tuple[str, int]]:
     for path in [
         REPO / "frpt" / "cli.py",
         REPO / "export" / "frpt_export" / "cli.py",
-        *REPO.glob("runtime/frpt_runtime/*cli.py"),
+        *REPO.glob("runtime/frpt_runtime/**/cli.py"),
     ]:
         for fn in _functions(path):
             for inner in fn.body:
@@ -66,7 +68,7 @@ def _command_bodies() -> list[tuple[str, int]]:
 
 def test_command_bodies_only_parse_and_call() -> None:
     sizes = _command_bodies()
-    assert len(sizes) >= 7  # train, eval, onnx, parity, trt, embed, verify
+    assert len(sizes) >= 11  # train, eval, onnx, parity, trt, triton, build-plugin, embed, verify, index build, search
     assert [item for item in sizes if item[1] > MAX_COMMAND_BODY_LINES] == []
 
 
@@ -76,8 +78,12 @@ COMMANDS = {
     "frpt-export onnx": (export_app, "onnx"),
     "frpt-export parity": (export_app, "parity"),
     "frpt-export trt": (export_app, "trt"),
+    "frpt-export triton": (export_app, "triton"),
+    "frpt-export build-plugin": (export_app, "build-plugin"),
     "frpt-embed": (embed_app, None),
     "frpt-verify": (verify_app, None),
+    "frpt-index build": (index_app, "build"),
+    "frpt-search": (search_app, None),
 }
 
 
@@ -114,6 +120,45 @@ def test_shared_flags_mean_the_same_everywhere(name: str) -> None:
         if opt in params:  # a choice: a bad value is a usage error before the command runs
             result = CliRunner().invoke(app, [*([sub] if sub else []), opt, "bogus"])
             assert result.exit_code == 2 and "bogus" in result.output, (opt, result.output)
+
+
+def _reported_command_names() -> dict[str, str]:
+    """``{command function: the name its emit_report call prints}`` from each CLI module's source."""
+    names = {}
+    for path in [
+        REPO / "frpt" / "cli.py",
+        REPO / "export" / "frpt_export" / "cli.py",
+        REPO / "runtime" / "frpt_runtime" / "cli.py",
+        REPO / "runtime" / "frpt_runtime" / "search" / "cli.py",
+    ]:
+        for fn in (f for f in _functions(path) if f.name != "body"):  # a command, whose nested body calls it
+            for call in ast.walk(fn):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "emit_report":
+                    assert isinstance(call.args[2], ast.Constant), f"{path.name}:{fn.name}: pass the command's name"
+                    names[fn.name] = call.args[2].value
+    return names
+
+
+def test_every_command_prints_one_json_shape_naming_itself(capsys: pytest.CaptureFixture) -> None:
+    """``--json`` is ``{"command": <name>, "result": <report>}`` everywhere (emit_report); each command names itself."""
+    names = _reported_command_names()
+    assert sorted(names.values()) == sorted(COMMANDS)
+    for name, (app, sub) in COMMANDS.items():
+        command = typer.main.get_command(app)
+        function = (command.commands[sub] if sub else command).callback.__name__
+        assert names[function] == name, (name, function)
+
+    class Report:
+        def to_dict(self) -> dict:
+            return {"value": 1}
+
+        def __bool__(self) -> bool:
+            return True
+
+    from frpt_runtime.cli_common import emit_report
+
+    assert emit_report(Report(), True, "frpt-demo") == 0
+    assert json.loads(capsys.readouterr().out) == {"command": "frpt-demo", "result": {"value": 1}}
 
 
 def test_every_command_answers_version() -> None:
@@ -158,3 +203,12 @@ def test_base_install_commands_name_their_extra(tmp_path: Path) -> None:
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, (script, done.stderr)
         assert "pip install 'frpt-toolkit[" in lines[0] and any(e in lines[0] for e in extra.split("|")), lines
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--device", "gpu0"), ("--device", "cpu:1"), ("--providers", "cuda,bogus")]
+)
+def test_device_and_providers_are_checked_when_parsed(tmp_path: Path, option: str, value: str) -> None:
+    """A bad --device / --providers is a usage error (exit 2) before the command runs, like a bad choice."""
+    result = CliRunner().invoke(embed_app, [str(tmp_path), "--onnx", str(tmp_path / "m.onnx"), option, value])
+    assert result.exit_code == 2 and value.split(",")[-1] in result.output and "Usage" in result.output

@@ -29,6 +29,8 @@ def _bundle(m: int = 5, d: int = 8) -> RefBundle:
         embeddings=rng.normal(size=(m, d)).astype(np.float32),
         batch_sizes=np.array([1, m - 1], dtype=np.int64),
         config=CFG,
+        model_sha256="c" * 64,
+        precision=Precision.fp32,
     )
 
 
@@ -57,7 +59,10 @@ def test_round_trip(tmp_path):
 )
 def test_invalid_contents(change, match):
     good = _bundle()
-    fields = dict(images=good.images, embeddings=good.embeddings, batch_sizes=good.batch_sizes, config=CFG)
+    fields = dict(
+        images=good.images, embeddings=good.embeddings, batch_sizes=good.batch_sizes, config=CFG,
+        model_sha256="c" * 64, precision=Precision.fp32,
+    )  # fmt: skip
     with pytest.raises(FrptError, match=match):
         RefBundle(**{**fields, **change})
 
@@ -81,7 +86,7 @@ def test_bad_files_one_line(tmp_path):
         batch_sizes=b.batch_sizes,
         meta=np.array([{"x": 1}], dtype=object),
     )
-    for bad, match in ((truncated, "unreadable"), (garbage, "unreadable"), (partial, "lacks"), (pickled, "unreadable")):
+    for bad, match in ((truncated, "unreadable"), (garbage, "unreadable"), (partial, "lacks"), (pickled, "meta must")):
         with pytest.raises(FrptError, match=match) as info:
             load_bundle(bad)
         assert "\n" not in str(info.value)
@@ -98,6 +103,7 @@ def _sidecar(**kw) -> EngineSidecar:
         opt_batch=8,
         max_batch=16,
         onnx_sha256="a" * 64,
+        bundle_sha256=None,
         plan_sha256="b" * 64,
         toolkit_version="0.1.0",
         plugin_required=False,
@@ -128,9 +134,48 @@ def test_sidecar_errors(tmp_path):
     with pytest.raises(FrptError, match="unreadable"):
         read_sidecar(tmp_path / "bad.plan")
     sidecar_path_for(tmp_path / "old.plan").write_text(json.dumps({"precision": "fp16"}))
-    with pytest.raises(FrptError, match="lacks fields"):
+    with pytest.raises(FrptError, match="lacks the fields"):
         read_sidecar(tmp_path / "old.plan")
     with pytest.raises(FrptError, match="batch range"):
         _sidecar(min_batch=4, opt_batch=2)
     with pytest.raises(FrptError, match="trt_flavour"):
         _sidecar(trt_flavour="onnxruntime")
+
+
+def test_array_sizes_are_checked_from_the_headers_before_anything_is_read(tmp_path):
+    """A ~100 KB bundle declaring 100 MB of images is refused without allocating them (issue 9: 1.2 GB RSS)."""
+    import tracemalloc
+    import zipfile
+
+    good = _bundle()
+    path = tmp_path / "bomb.ref.npz"
+    shape = (100, 580, 580, 3)  # 100 MB of zeros, deflated
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(member, header)
+            zeros = bytes(1 << 20)
+            for _ in range(int(np.prod(shape)) >> 20):
+                member.write(zeros)
+        for key, value in (("embeddings", good.embeddings), ("batch_sizes", good.batch_sizes)):
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, value)
+        with archive.open("meta.npy", "w") as member:
+            np.lib.format.write_array(member, np.array(json.dumps(good.meta)))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrptError, match=r"images must be uint8 \[M, 64, 64, 3\].*the header says uint8 \[100, 580"):
+            load_bundle(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_bundle_records_what_it_was_made_for(tmp_path):
+    bundle = _bundle()
+    again = load_bundle(save_bundle(tmp_path / "m.ref.npz", bundle))
+    assert (again.model_sha256, again.precision, again.lowering) == ("c" * 64, "fp32", "standard")
+    fields = {"model_sha256", "precision", "lowering", "family", "config", "thresholds", "toolkit_version"}
+    assert set(bundle.meta) == fields

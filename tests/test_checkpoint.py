@@ -56,6 +56,45 @@ def test_pickled_object_refused(tmp_path) -> None:
         load_checkpoint(evil)
 
 
+class _Payload:
+    """Unpickling this runs os.system: a malicious checkpoint."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["zip", "legacy", "plain-pickle"])
+def test_malicious_pickle_is_named_as_such_and_never_runs(tmp_path, how) -> None:
+    """torch words this refusal "... GLOBAL posix.system whose module posix is blocked", not "Unsupported global":
+    the file's own opcodes decide (issue 9), so every form says "pickled Python objects"."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    payload = {"format": "frpt-checkpoint", "x": _Payload(marker)}
+    if how == "plain-pickle":
+        evil.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, evil, _use_new_zipfile_serialization=how == "zip")
+    with pytest.raises(FrptError, match=r"contains pickled Python objects \(posix\.system\)") as info:
+        load_checkpoint(evil)
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
+def test_pickled_backbone_weights_are_refused_the_same_way(tmp_path) -> None:
+    from frpt.backbones import create_backbone
+
+    weights = tmp_path / "resnet50.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": fractions.Fraction(1, 2)}, weights)
+    with pytest.raises(FrptError, match=r"ResNet-50 weights .* contains pickled Python objects \(fractions\.Fraction"):
+        create_backbone("resnet50", tap_stride=16, weights=weights)
+
+
 def test_non_checkpoint_file_not_called_pickled(tmp_path) -> None:
     onnx_like = tmp_path / "model.onnx"  # a protobuf / any non-pickle bytes: "not a checkpoint", not "pickled"
     onnx_like.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.0" + bytes(range(256)))

@@ -80,13 +80,41 @@ def test_onnx_command_bad_checkpoint_one_line_exit_2(ckpts, tmp_path):
 
 
 def test_parity_command_passes_and_fails_naming_the_sample(ckpts, exported):
-    _, good, other = ckpts
+    root, good, other = ckpts
     _, out = exported
     ok = _invoke("parity", "--ckpt", good, "--onnx", out)
     assert ok.exit_code == 0 and "PASSED" in ok.stdout
+    foreign = save_checkpoint(create_model(FRPTConfig(input_size=64, num_classes=4), random_init=True), root / "f.ckpt")
+    refused = _invoke("parity", "--ckpt", foreign, "--onnx", out)
+    assert refused.exit_code == 2 and "is not the model" in refused.stderr and "num_classes" in refused.stderr
     bad = _invoke("parity", "--ckpt", other, "--onnx", out)
     assert bad.exit_code == 1
     assert "FAILED: sample" in bad.stdout and "error: parity check failed: sample" in bad.stderr
+
+
+def test_parity_takes_precision_from_the_bundle_and_refuses_an_edited_export(ckpts, exported, tmp_path):
+    """Relabelling the export fp16 no longer buys the looser thresholds: the file is not the one its bundle names."""
+    import shutil
+
+    import onnx
+
+    from frpt_runtime.contract import bundle_path_for
+
+    _, good, _ = ckpts
+    _, out = exported
+    edited = tmp_path / "model.onnx"
+    shutil.copy(bundle_path_for(out), bundle_path_for(edited))
+    model = onnx.load(out)
+    for prop in model.metadata_props:
+        if prop.key == "frpt.precision":
+            prop.value = "fp16"
+    onnx.save(model, edited)
+    refused = _invoke("parity", "--ckpt", good, "--onnx", edited)
+    error = refused.stderr.splitlines()[-1]  # after the progress line
+    assert refused.exit_code == 2 and error.startswith("error: reference bundle was made for the model with sha256")
+    bundle_path_for(edited).unlink()
+    missing = _invoke("parity", "--ckpt", good, "--onnx", edited, "--images", tmp_path)
+    assert missing.exit_code == 2 and "reference bundle" in missing.stderr and "not found" in missing.stderr
 
 
 def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_path):
@@ -118,14 +146,25 @@ def test_trt_command_exports_fp16_on_the_fly_and_builds(ckpts, exported, tmp_pat
     assert (side.metadata.precision, side.max_batch) == ("fp16", 4)
 
 
-def test_trt_refuses_a_plan_path_that_is_an_input(ckpts, exported):
+def test_trt_refuses_a_plan_path_that_is_an_input(ckpts, exported, tmp_path):
     _, good, _ = ckpts
     _, onnx_path = exported
+    named_like_a_plan = tmp_path / "model.plan"  # a checkpoint whose name ends in .plan
+    named_like_a_plan.write_bytes(good.read_bytes())
+    (tmp_path / "adir.plan").mkdir()
     before = onnx_path.read_bytes(), good.read_bytes()
-    for args in (["--onnx", onnx_path, "-o", onnx_path], ["--ckpt", good, "--fp16", "-o", good]):
+    cases = [
+        (["--onnx", onnx_path, "-o", onnx_path], "must name an engine file"),
+        (["--ckpt", good, "--fp16", "-o", tmp_path / "y.onnx"], "must name an engine file"),  # graph == engine
+        (["--ckpt", named_like_a_plan, "-o", named_like_a_plan], "would overwrite the input"),
+        (["--onnx", onnx_path, "-o", tmp_path / "adir.plan"], "is a folder"),
+    ]
+    for args, message in cases:
         result = _invoke("trt", *args)
-        assert result.exit_code == 2 and "would overwrite the input" in result.stderr, result.output
-    assert (onnx_path.read_bytes(), good.read_bytes()) == before
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    assert (onnx_path.read_bytes(), good.read_bytes()) == before and not (tmp_path / "y.onnx").exists()
+    ignored = _invoke("trt", "--onnx", onnx_path, "--lowering", "plugin")  # would be ignored: refused
+    assert ignored.exit_code == 2 and "apply when exporting from --ckpt" in ignored.stderr
 
 
 def test_missing_dependency_names_the_extra(ckpts, exported, monkeypatch):

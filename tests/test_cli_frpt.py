@@ -40,7 +40,9 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-train"
+    summary = document["result"]
     assert summary["checkpoint"] == str(ckpt) and ckpt.is_file()
     assert summary["parameters"]["trainable"] < summary["parameters"]["total"]
     assert len(summary["history"]) == 1
@@ -51,7 +53,9 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
         ["--ckpt", str(ckpt), "--data", str(synthetic_root), "--show-warps", "3", "-o", str(png), "--json"],
     )
     assert result.exit_code == 0, result.output
-    recall = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-eval"
+    recall = document["result"]
     assert set(recall) >= {"recall@1", "recall@2", "recall@4", "recall@8", "images", "classes", "warps_png"}
     with Image.open(png) as im:
         assert im.size[0] == 3 * 64 and im.size[1] > 3 * 64
@@ -62,15 +66,13 @@ def test_train_then_eval_with_warps(synthetic_root, tmp_path) -> None:
 
 def test_eval_of_frpt_embed_output(tmp_path) -> None:
     import numpy as np
+    from runtime_toys import write_embed_output
 
-    from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, MANIFEST_FORMAT
-
-    np.save(tmp_path / EMBEDDINGS_FILE, np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32))
-    manifest = {"format": MANIFEST_FORMAT, "images": ["a/1.png", "b/1.png", "b/2.png", "a/2.png"]}
-    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest))
+    rows = np.array([[1, 0], [0, 1], [1, 0.1], [0.1, 1]], dtype=np.float32)
+    write_embed_output(tmp_path, ["a/1.png", "b/1.png", "b/2.png", "a/2.png"], rows)
     result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["recall@1"] == 0.0  # nearest neighbours are all of the other class
+    assert json.loads(result.stdout)["result"]["recall@1"] == 0.0  # nearest neighbours are all of the other class
     result = runner.invoke(eval_app, ["--embeddings", str(tmp_path), "--ckpt", "x.pt"])
     assert result.exit_code == 2 and "not both" in result.stderr
 
@@ -93,3 +95,14 @@ def test_user_errors_are_one_line_exit_2(tmp_path, synthetic_root) -> None:
         result = runner.invoke(train_app, ["--data", str(synthetic_root), "--random-init", *extra])
         assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert afile.read_text() == "keep me"
+
+
+def test_bad_backbone_weights_are_refused_before_the_synthetic_set_is_generated(tmp_path) -> None:
+    """frpt-train checks every input first: a bad --backbone-weights file costs no data generation (issue 9)."""
+    weights = tmp_path / "resnet50.pth"
+    weights.write_bytes(b"not a torch file")
+    synthetic = tmp_path / "birds"
+    args = ["--synthetic", str(synthetic), "--backbone", "resnet50", "--backbone-weights", str(weights)]
+    result = runner.invoke(train_app, [*args, "--out", str(tmp_path / "m.pt")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "cannot read ResNet-50 weights" in result.stderr and not synthetic.exists()

@@ -26,12 +26,14 @@ from typer.testing import CliRunner
 from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frpt_runtime.bundle import RefBundle, save_bundle
 from frpt_runtime.cli import embed_app, verify_app
+from frpt_runtime.contract import Precision
+from frpt_runtime.digests import sha256_file
 from frpt_runtime.embed import embed_folder
-from frpt_runtime.engine_sidecar import sha256_file
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.frpt import FRPTConfig
 from frpt_runtime.images import ImageDecodeError
-from frpt_runtime.manifest import PARTIAL_DIR, read_manifest
+from frpt_runtime.journal import PARTIAL_DIR
+from frpt_runtime.manifest import read_manifest
 from frpt_runtime.pipeline import BatchPipeline
 
 HARNESS = Path(__file__).with_name("crash_harness.py")
@@ -104,7 +106,7 @@ def test_embed_folder_skips_bad_files_and_matches_reference(
         manifest["timings_file"] == "run.json" and json.loads((out / "run.json").read_text())["images_processed"] == 12
     )
     assert not (out / PARTIAL_DIR).exists()
-    assert sorted(p.name for p in out.iterdir()) == ["embeddings.npy", "manifest.json", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".frpt-embed.lock", "embeddings.npy", "manifest.json", "run.json"]
 
 
 def test_embed_refuses_empty_folder_before_loading_model(tmp_path: Path) -> None:
@@ -152,7 +154,7 @@ def test_resume_after_kill_is_byte_identical(setup: tuple[Path, Path, np.ndarray
     assert rows_bytes > journaled * 8 * 4  # orphan rows of the unjournaled chunk are on disk
     done = _cli_embed(folder, model, resumed, "--resume", "--json")
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)["embed"]
+    report = json.loads(done.stdout)["result"]["embed"]
     assert report["resumed_images"] == 6 and report["count"] == 9
     for name in ("embeddings.npy", "manifest.json"):
         assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
@@ -168,16 +170,16 @@ def test_resume_refuses_other_run_and_restarts_without_flag(
     expected = f"partial run in {out / PARTIAL_DIR} is for a different run (differs in: batch): drop --resume"
     assert other.returncode == 2 and other.stderr.strip().splitlines() == [f"error: {expected} to start over"]
     fresh = _cli_embed(folder, model, out, "--json")
-    assert fresh.returncode == 0 and json.loads(fresh.stdout)["embed"]["resumed_images"] == 0
+    assert fresh.returncode == 0 and json.loads(fresh.stdout)["result"]["embed"]["resumed_images"] == 0
 
 
 def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     _, model, weights = setup
     runner = CliRunner()
-    toy_bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights, model)
     ok = runner.invoke(verify_app, [str(model)])
     assert ok.exit_code == 0 and "PASSED" in ok.stdout and "<= 1e-04" in ok.stdout
-    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, noise=1e-3)
+    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, model, noise=1e-3)
     failed = runner.invoke(verify_app, [str(model), "--bundle", str(bad)])
     assert failed.exit_code == 1 and "FAILED: sample 4" in failed.stdout
     missing = runner.invoke(verify_app, [str(model), "--bundle", str(tmp_path / "none.npz")])
@@ -187,13 +189,13 @@ def test_cli_verify_passes_and_fails_with_report(setup: tuple[Path, Path, np.nda
 def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
     folder, model, weights = setup
     runner = CliRunner()
-    toy_bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights, model)
     result = runner.invoke(
         embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "o"), "--verify", "--batch-size", "5"]
     )
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.stdout and "embedded 9 images" in result.stdout and "broken.jpg:" in result.stdout
-    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, noise=1e-2)
+    bad = toy_bundle(tmp_path / "bad.ref.npz", weights, model, noise=1e-2)
     failed = runner.invoke(
         embed_app, [str(folder), "--onnx", str(model), "--out", str(tmp_path / "f"), "--verify", "--bundle", str(bad)]
     )
@@ -203,6 +205,8 @@ def test_cli_embed_verify_and_errors(setup: tuple[Path, Path, np.ndarray], tmp_p
         ([str(tmp_path / "nope"), "--onnx", str(model)], "nope not found"),
         ([str(folder), "--onnx", str(tmp_path / "none.onnx")], "model file not found"),
         ([str(folder), "--onnx", str(model), "--providers", "cuda"], "'cuda' is not available"),
+        ([str(folder), "--onnx", str(model), "--bundle", str(tmp_path / "b.npz")], "add --verify"),
+        ([str(folder), "--onnx", str(model), "--plugin-lib", str(tmp_path / "l.so")], "TensorRT engines only"),
     ]:
         res = runner.invoke(embed_app, [*args, "--out", str(tmp_path / "x")])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, (args, res.stderr)
@@ -231,7 +235,7 @@ def test_resume_drops_torn_journal_line_and_refuses_corrupt_one(
     with open(journal, "ab") as handle:
         handle.write(b'{"chunk": 2, "pa')  # a crash in the middle of appending
     done = _cli_embed(folder, model, out, "--resume", "--json")
-    assert done.returncode == 0 and json.loads(done.stdout)["embed"]["resumed_images"] == 4
+    assert done.returncode == 0 and json.loads(done.stdout)["result"]["embed"]["resumed_images"] == 4
     assert _cli_embed(folder, model, out, crash=1).returncode == -9
     journal.write_bytes(b"garbage\n")
     broken = _cli_embed(folder, model, out, "--resume")
@@ -286,7 +290,8 @@ def test_cli_verify_refuses_bundle_of_another_model(setup: tuple[Path, Path, np.
         ("narrow", embeddings[:, :4].copy(), FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0), "D=4 but toy.onnx outputs"),
         ("other", embeddings, FRPTConfig(input_size=TOY_SIZE, crop_pct=1.0, pooling="gem"), "differs in: pooling"),
     ]:
-        path = save_bundle(tmp_path / f"{name}.ref.npz", RefBundle(images, emb, np.array([4], np.int64), config))
+        bundle = RefBundle(images, emb, np.array([4], np.int64), config, sha256_file(model), Precision.fp32)
+        path = save_bundle(tmp_path / f"{name}.ref.npz", bundle)
         res = runner.invoke(verify_app, [str(model), "--bundle", str(path)])
         assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
 

@@ -113,7 +113,7 @@ def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: P
     assert _embed(folder, onnx_path, resumed, crash=1).returncode == -9  # killed with chunk 1's rows unjournaled
     again = _embed(folder, onnx_path, resumed, "--resume", "--json")
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["embed"]["resumed_images"] == 2
+    assert json.loads(again.stdout)["result"]["embed"]["resumed_images"] == 2
     for name in ("embeddings.npy", "manifest.json"):
         assert (full / name).read_bytes() == (resumed / name).read_bytes(), name
 
@@ -143,5 +143,7 @@ def test_verify_configures_itself_from_each_export(exported, tmp_path: Path, low
     with OnnxRuntimeBackend(path) as backend:
         assert (backend.info.lowering, backend.info.precision) == (lowering, precision)
     result = CliRunner().invoke(verify_app, [str(path), "--json"])
-    report = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["command"] == "frpt-verify"
+    report = document["result"]
     assert result.exit_code == 0 and report["passed"] and report["precision"] == precision, result.output

@@ -5,6 +5,7 @@ warps) is exported once per variant for the whole module; everything runs on ONN
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -211,6 +212,18 @@ def test_graph_io_cast_first_and_metadata(exports, model):
         assert ExportReport.from_dict(json.loads(report.to_json())) == report
 
 
+def test_bundles_are_bound_to_their_export(exports):
+    """Each bundle names its exported file (sha256), precision and lowering: the bundles of one model's exports
+    were byte-identical and named nothing (issue 9)."""
+    from frpt_runtime.onnx_files import model_sha256
+
+    for (lowering, precision), report in exports.items():
+        bundle = load_bundle(report.bundle_path)
+        assert bundle.model_sha256 == model_sha256(report.onnx_path)
+        assert (bundle.precision, bundle.lowering) == (precision, lowering)
+    assert len({Path(report.bundle_path).read_bytes() for report in exports.values()}) == len(exports)
+
+
 def test_polygraphy_files_load_back(exports):
     from polygraphy.comparator import RunResults
     from polygraphy.json import load_json
@@ -269,6 +282,14 @@ def test_bad_output_path_rejected_before_work(model, tmp_path):
     with pytest.raises(FrptError, match="would overwrite the checkpoint"):
         export_onnx(ckpt, tmp_path / "." / "m.pt")
     assert ckpt.read_bytes() == data
+
+
+def test_old_32px_model_is_a_one_line_export_error(tmp_path):
+    """A model from before MIN_INPUT_SIZE (32 px: 1x1 final map) still loads, but its export says why it cannot."""
+    small = create_model(FRPTConfig(input_size=32, num_classes=2), random_init=True).eval()
+    with pytest.raises(FrptError, match="1x1 feature map.*--input-size >= 64"):
+        export_onnx(small, tmp_path / "small.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_reference_images_from_folder(tmp_path):

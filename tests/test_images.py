@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import ImageDecodeError, list_images, load_image, resized_shape
+from frpt_runtime.images import ImageDecodeError, load_image, resized_shape
 
 SIZE, CROP = 32, 0.875
 
@@ -163,14 +163,3 @@ def test_resized_shape_follows_torchvision() -> None:
     assert resized_shape(57, 41, 37) == (51, 37)
     assert resized_shape(41, 57, 37) == (37, 51)
     assert resized_shape(40, 40, 37) == (37, 37)
-
-
-def test_list_images_recursive_sorted_by_extension(tmp_path: Path) -> None:
-    for rel in ("b/z.JPG", "b/a.png", "a.webp", "a/c/d.tiff", "notes.txt", "b/x.gif", "c.PPM", "e.jpeg"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(b"x")
-    rels = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
-    assert rels == ["a.webp", "a/c/d.tiff", "b/a.png", "b/x.gif", "b/z.JPG", "c.PPM", "e.jpeg"]
-    assert list_images(tmp_path / "a" / "c") == [tmp_path / "a" / "c" / "d.tiff"]
-    with pytest.raises(FrptError, match="not found"):
-        list_images(tmp_path / "missing")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -55,11 +53,9 @@ def test_errors_and_format() -> None:
 
 
 def _write_embed_dir(out, images: list[str], rows: np.ndarray) -> None:
-    from frpt_runtime.manifest import EMBEDDINGS_FILE, MANIFEST_FILE, MANIFEST_FORMAT
+    from runtime_toys import write_embed_output
 
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / EMBEDDINGS_FILE, rows.astype(np.float32))
-    (out / MANIFEST_FILE).write_text(json.dumps({"format": MANIFEST_FORMAT, "images": images}))
+    write_embed_output(out, images, rows)
 
 
 def test_recall_from_frpt_embed_output(tmp_path) -> None:
@@ -75,8 +71,9 @@ def test_recall_from_frpt_embed_output(tmp_path) -> None:
         "images": 6,
         "classes": 3,
     }
-    _write_embed_dir(tmp_path / "bad", images[:5], rows)
-    with pytest.raises(FrptError, match="manifest lists 5 images"):
+    _write_embed_dir(tmp_path / "bad", images[:5], rows[:5])
+    np.save(tmp_path / "bad" / "embeddings.npy", rows.astype(np.float32))  # six rows beside a five-image manifest
+    with pytest.raises(FrptError, match="is not the file manifest.json describes"):
         recall_from_embeddings(tmp_path / "bad")
     with pytest.raises(FrptError, match="frpt-embed"):
         recall_from_embeddings(tmp_path / "absent")

@@ -78,7 +78,7 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
     env = _env(tmp_path)
     model = tmp_path / "toy.onnx"
     weights = make_toy_onnx(model)
-    toy_bundle(model.with_name("toy.ref.npz"), weights)
+    toy_bundle(model.with_name("toy.ref.npz"), weights, model)
     folder = make_image_folder(tmp_path / "images", good=4)
     out = tmp_path / "out"
     embed = subprocess.run(
@@ -100,7 +100,9 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
         timeout=120,
     )
     assert embed.returncode == 0, embed.stderr
-    result = json.loads(embed.stdout)
+    document = json.loads(embed.stdout)
+    assert document["command"] == "frpt-embed"
+    result = document["result"]
     assert result["parity"]["passed"] and result["embed"]["count"] == 4 and len(result["embed"]["skipped"]) == 3
     assert np.load(out / "embeddings.npy").shape == (4, 8)
     verify = subprocess.run([_script("frpt-verify"), str(model)], env=env, capture_output=True, text=True, timeout=120)
@@ -108,8 +110,62 @@ def test_embed_and_verify_end_to_end_without_torch(tmp_path: Path) -> None:
 
     plugin = tmp_path / "plugin.onnx"  # the custom node runs through the runtime's numpy op: no torch needed
     weights = make_toy_onnx(plugin, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
-    toy_bundle(plugin.with_name("plugin.ref.npz"), weights)
+    toy_bundle(plugin.with_name("plugin.ref.npz"), weights, plugin)
     verified = subprocess.run(
         [_script("frpt-verify"), str(plugin)], env=env, capture_output=True, text=True, timeout=120
     )
     assert verified.returncode == 0 and "PASSED" in verified.stdout, verified.stderr
+
+
+SEARCH = """
+import sys
+from frpt_runtime.search.cli import index_app, search_app
+app = index_app if sys.argv[1] == "index" else search_app
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+app()
+"""
+
+
+def test_index_and_search_end_to_end_without_torch(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("faiss", reason="FAISS is not installed (pip install 'frpt-toolkit[search]')")
+    env = _env(tmp_path)
+    model = tmp_path / "toy.onnx"
+    make_toy_onnx(model)
+    folder = make_image_folder(tmp_path / "images", good=4)
+    out = tmp_path / "out"
+    embed = subprocess.run(
+        [_script("frpt-embed"), str(folder), "--onnx", str(model), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert embed.returncode == 0, embed.stderr
+    index = tmp_path / "g.index"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", SEARCH, *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    built = run("index", "build", str(out), "-o", str(index), "--kind", "hnsw")
+    assert built.returncode == 0 and "recall@3 vs exact search" in built.stdout, built.stderr
+    image = folder / "class1" / "img1.png"
+    found = run(
+        "search",
+        str(image),
+        "--index",
+        str(index),
+        "--onnx",
+        str(model),
+        "-k",
+        "2",
+        "--json",
+        "--sheet",
+        str(tmp_path / "s.png"),
+    )
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["result"]["queries"][0]["hits"]
+    assert hits[0]["path"] == image.resolve().as_posix() and hits[0]["score"] >= 0.9999
+    assert (tmp_path / "s.png").stat().st_size > 0

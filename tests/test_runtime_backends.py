@@ -22,7 +22,12 @@ from runtime_toys import (
 )
 
 from frpt_runtime.backends import create_backend
-from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, resolve_providers
+from frpt_runtime.backends.onnxruntime_backend import (
+    BATCH_PIXEL_BUDGET,
+    OnnxRuntimeBackend,
+    max_batch_for,
+    resolve_providers,
+)
 from frpt_runtime.contract import ExportMetadata
 from frpt_runtime.devices import Device
 from frpt_runtime.engine_sidecar import sha256_file, write_sidecar
@@ -64,7 +69,13 @@ def test_ort_backend_validates_inputs(toy_onnx: tuple[Path, np.ndarray]) -> None
             backend.infer(np.zeros((1, 8, 8, 3), np.uint8))
         with pytest.raises(FrptError, match="batch must be >= 1"):
             backend.check_batch(0)
-        backend.check_batch(4096)  # ONNX Runtime: no maximum
+        cap = max_batch_for(TOY_SIZE)  # issue 9: an unbounded ONNX Runtime batch was killed by the OOM killer
+        assert backend.info.max_batch == cap == BATCH_PIXEL_BUDGET // TOY_SIZE**2 and max_batch_for(224) == 256
+        backend.check_batch(cap)
+        with pytest.raises(
+            FrptError, match=f"batch {cap + 1} exceeds the maximum {cap} of toy.onnx: pass --batch-size"
+        ):
+            backend.check_batch(cap + 1)
 
 
 def test_ort_backend_probes_dynamic_embedding_width(tmp_path: Path) -> None:
@@ -97,10 +108,14 @@ def test_ort_backend_refuses_bad_metadata(tmp_path: Path, metadata: dict[str, st
 def test_missing_and_garbage_model_files(tmp_path: Path) -> None:
     with pytest.raises(FrptError, match="model file not found"):
         OnnxRuntimeBackend(tmp_path / "none.onnx").activate()
-    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf")
-    with pytest.raises(FrptError, match="ONNX Runtime cannot load") as info:
-        OnnxRuntimeBackend(tmp_path / "junk.onnx").activate()
-    assert "\n" not in str(info.value)
+    for content, message in [
+        (b"not a protobuf", "is not a readable ONNX file"),  # the external-data walk reads it first
+        (b"\x08\x01", "ONNX Runtime cannot load"),  # a protobuf, but no model
+    ]:
+        (tmp_path / "junk.onnx").write_bytes(content)
+        with pytest.raises(FrptError, match=message) as info:
+            OnnxRuntimeBackend(tmp_path / "junk.onnx").activate()
+        assert "\n" not in str(info.value)
 
 
 def test_plugin_graph_loads_with_the_custom_op(tmp_path: Path) -> None:
@@ -110,6 +125,20 @@ def test_plugin_graph_loads_with_the_custom_op(tmp_path: Path) -> None:
     make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
     with OnnxRuntimeBackend(path) as backend:
         assert backend.info.lowering == "plugin" and backend.info.embedding_dim == TOY_DIM
+
+
+def test_plugin_node_breaking_the_contract_is_one_line_error(tmp_path: Path) -> None:
+    """The numpy op never raises inside ONNX Runtime (the extension would kill the process): the backend does."""
+    path = tmp_path / "plugin.onnx"
+    make_toy_onnx(path, metadata=toy_metadata(lowering="plugin"), plugin_node=True)
+    model = onnx.load(path)
+    (node,) = [n for n in model.graph.node if n.domain == "frpt"]
+    (attr,) = [a for a in node.attribute if a.name == "align_corners"]
+    attr.i = 0
+    onnx.save(model, path)
+    images = np.zeros((1, TOY_SIZE, TOY_SIZE, 3), np.uint8)
+    with OnnxRuntimeBackend(path) as backend, pytest.raises(FrptError, match="align_corners=1 only.*re-export"):
+        backend.infer(images)
 
 
 def test_plugin_graph_without_extensions_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +165,34 @@ def test_resolve_providers() -> None:
         resolve_providers(["cuda"], available, cpu)
     with pytest.raises(FrptError, match="--device cuda:1 needs a GPU provider"):
         resolve_providers(["cpu"], available, gpu1)
+
+
+def test_device_out_of_range_or_contradicting_the_provider_is_refused(
+    toy_onnx: tuple[Path, np.ndarray], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 9: ``--device 99`` / ``-1`` were accepted on a CPU run."""
+    import onnxruntime
+    from typer.testing import CliRunner
+
+    from frpt_runtime import cuda_memory
+    from frpt_runtime.cli import verify_app
+    from frpt_runtime.devices import parse_device
+
+    for text in ("99", "-1", "cuda:-1", "cpu:0", "gpu"):
+        with pytest.raises(FrptError, match="is not one of auto, cpu, cuda, cuda:N"):
+            parse_device(text)
+        result = CliRunner().invoke(verify_app, [str(toy_onnx[0]), "--device", text])
+        assert result.exit_code == 2 and "--device" in result.stderr and "Usage" in result.stderr  # parse time
+    result = CliRunner().invoke(verify_app, [str(toy_onnx[0]), "--device", "cuda:1", "--providers", "cpu"])
+    assert result.exit_code == 2 and "--device cuda:1 needs a GPU provider" in result.stderr
+    gpu_build = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: gpu_build)
+    monkeypatch.setattr(cuda_memory, "device_count", lambda: 2)
+    with pytest.raises(FrptError, match=r"--device cuda:5: CUDA device 5 does not exist \(2 present\)"):
+        OnnxRuntimeBackend(toy_onnx[0], device="cuda:5").activate()
+    monkeypatch.setattr(cuda_memory, "_call", lambda name, *args: 1 if name == "cudaGetDeviceCount" else None)
+    with pytest.raises(FrptError, match="CUDA device 3 does not exist"):
+        cuda_memory.set_device(3)  # the TensorRT backend's path
 
 
 def test_export_metadata_reads_config() -> None:

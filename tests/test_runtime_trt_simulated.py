@@ -21,6 +21,8 @@ from runtime_toys import (
     TOY_SIZE,
     expected_embeddings,
     make_image_folder,
+    toy_bundle,
+    toy_metadata,
     toy_plan,
     toy_reference,
 )
@@ -207,3 +209,30 @@ def test_cli_refuses_before_any_work(simulated: tuple[FakeGPU, np.ndarray], tmp_
     wrong = runner.invoke(embed_app, [str(folder), "--engine", str(other_gpu), "--out", str(tmp_path / "o")])
     assert wrong.exit_code == 2 and "compute capability 9.0 (H100), this GPU is 8.7" in wrong.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_engine_parity_is_bound_to_its_onnx_and_bundle(simulated: tuple[FakeGPU, np.ndarray], tmp_path: Path) -> None:
+    """plan -> sidecar onnx_sha256 -> bundle model_sha256 (and bundle_sha256): a sidecar edited to another precision,
+    a bundle of another ONNX or another bundle file is refused; the right one passes at the bundle's precision."""
+    from frpt_runtime.digests import sha256_file
+    from frpt_runtime.errors import FrptError
+    from frpt_runtime.verify import verify_model
+
+    _, weights = simulated
+    onnx_sha = "1" * 64
+    bundle = toy_bundle(tmp_path / "model.ref.npz", weights, onnx_sha, precision="fp16")
+    plan = toy_plan(tmp_path, onnx_sha256=onnx_sha, bundle_sha256=sha256_file(bundle))
+    with create_backend(engine=plan) as backend:
+        assert verify_model(backend).passed and verify_model(backend).precision == "fp16"
+    fp32_meta = toy_plan(tmp_path, onnx_sha256=onnx_sha, onnx_metadata=toy_metadata(precision="fp32"))
+    with create_backend(engine=fp32_meta) as backend, pytest.raises(FrptError, match="claims precision fp32"):
+        verify_model(backend)
+    other = toy_bundle(tmp_path / "other.ref.npz", weights, "2" * 64, precision="fp16")
+    plan = toy_plan(tmp_path, onnx_sha256=onnx_sha)
+    with create_backend(engine=plan) as backend, pytest.raises(FrptError, match="model.plan was built from 11111111"):
+        verify_model(backend, other)
+    copy = toy_bundle(tmp_path / "copy.ref.npz", weights, onnx_sha, precision="fp16")
+    (tmp_path / "copy.ref.npz").write_bytes(copy.read_bytes() + b"\0")  # same content for a zip reader, other bytes
+    plan = toy_plan(tmp_path, onnx_sha256=onnx_sha, bundle_sha256=sha256_file(bundle))
+    with create_backend(engine=plan) as backend, pytest.raises(FrptError, match="is not the reference bundle"):
+        verify_model(backend, tmp_path / "copy.ref.npz")

@@ -147,3 +147,17 @@ def test_numpy_grid_sample_skips_outside_corners() -> None:
     grid = np.array([[[[1.0, 1.0], [1.0, -1.0 / 3.0]]]], np.float32)  # bottom-right corner; right edge inside
     out = sampling_matrices.grid_sample_bilinear(image, grid)
     np.testing.assert_array_equal(out, np.ones((1, 1, 1, 2), np.float32))
+
+
+@pytest.mark.parametrize("kind", ["zeros", "nan", "inf"])
+def test_numpy_op_non_finite_saliency_gives_nan_like_the_reference(kind: str) -> None:
+    value = {"zeros": 0.0, "nan": float("nan"), "inf": float("inf")}[kind]
+    sal = np.full((1, 1, 31, 31), 1.0 / 31**2, np.float32)
+    sal[0, 0, 10, 10] = value
+    if kind == "zeros":
+        sal[:] = 0.0
+    image = _smooth_image(1, 3, (32, 32), seed=0)
+    ref = inhomogeneous_sample(torch.from_numpy(image), torch.from_numpy(sal), (32, 32), 30, 13.0).numpy()
+    with np.errstate(all="raise"):  # the op keeps numpy's warnings to itself
+        out = sampling_matrices.inhomogeneous_sample(image, sal, (32, 32), 30, 13.0)
+    assert np.isnan(ref).any() and np.isnan(out[np.isnan(ref)]).all()  # NaN wherever the reference has NaN

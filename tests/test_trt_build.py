@@ -17,7 +17,8 @@ from frpt.model import create_model
 from frpt_export.graph import LowerOptions
 from frpt_export.onnx_export import export_onnx
 from frpt_export.trt_build import BUILDER_HINT, BatchProfile, BuildReport, build_engine
-from frpt_runtime.contract import Lowering, Precision
+from frpt_runtime.bundle import load_bundle
+from frpt_runtime.contract import Lowering, Precision, bundle_path_for
 from frpt_runtime.engine_sidecar import read_sidecar, sha256_file
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.frpt import FRPTConfig
@@ -56,6 +57,8 @@ def test_builds_standard_graph_and_sidecar(graphs, tmp_path, precision):
     assert side.onnx_metadata == {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
     assert (side.min_batch, side.opt_batch, side.max_batch) == (1, 4, 8)
     assert side.onnx_sha256 == sha256_file(onnx_path) and side.plan_sha256 == sha256_file(plan)
+    bundle = bundle_path_for(onnx_path)  # plan -> ONNX sha256 -> the bundle made for it (issue 9)
+    assert load_bundle(bundle).model_sha256 == side.onnx_sha256 and side.bundle_sha256 == sha256_file(bundle)
     assert (side.trt_flavour, side.trt_version, side.plugin_required) == (FLAVOUR, TRT.__version__, False)
     assert BuildReport.from_dict(json.loads(report.to_json())) == report
 

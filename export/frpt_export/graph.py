@@ -1,4 +1,4 @@
-"""What every family's export graph shares: the lowering options and the uint8-in wrapper (DESIGN.md §3).
+"""What every family's export graph shares: the lowering options and the uint8-in wrapper (docs/design.md §5).
 
 :class:`Uint8Embedder` is the traced module: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare``
 (Cast -> Transpose -> /255 -> (x - mean) / std, float32 ``[N, 3, S, S]``) -> the model's own ``embed``

@@ -1,6 +1,6 @@
 """ONNX lowerings of FRPT's submodules, swapped into a copy of the model for export (:mod:`.families.frpt`).
 
-DESIGN.md §3: the standard lowering expresses every fixed-size linear step as a MatMul with a constant
+docs/design.md §5: the standard lowering expresses every fixed-size linear step as a MatMul with a constant
 matrix (exact, and identical on ONNX Runtime and TensorRT, unlike bilinear ``Resize`` — NVIDIA/TensorRT#273),
 then one ``GridSample`` (opset >= 16; opset 17 because opset 20 renamed its mode, NVIDIA/TensorRT#4646).
 The plugin lowering replaces the whole structure modification by one ``frpt::InhomogeneousSample`` node.
@@ -119,7 +119,7 @@ class MatMulSampler(nn.Module):
 
 
 class _InhomogeneousSample(torch.autograd.Function):
-    """Eager: the reference function. Export: one ``frpt::InhomogeneousSample`` node (DESIGN.md §3)."""
+    """Eager: the reference function. Export: one ``frpt::InhomogeneousSample`` node (docs/design.md §5)."""
 
     @staticmethod
     def forward(ctx, image: Tensor, saliency: Tensor, out_h: int, out_w: int, pad: int, fwhm: float) -> Tensor:

@@ -1,4 +1,4 @@
-"""Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (DESIGN.md §3).
+"""Checkpoint -> the one ONNX file every backend consumes, plus its reference bundle (docs/design.md §5).
 
 Graph: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare`` (Cast -> Transpose -> /255 ->
 (x - mean)/std) and ``embed`` chain, on a copy whose lowerable submodules the family's lowering swapped
@@ -22,8 +22,9 @@ grid. Measured on a 4-epoch synthetic-birds model (96 px): all-half min cosine 0
 in float32, 0.99988 and 100 %. ``saliency_precision="fp16"`` puts it in half too (faster; check parity).
 
 The file is written to a temp file beside ``out_path`` and renamed, so ``-o`` never holds half a model; the
-bundle ``<stem>.ref.npz`` and Polygraphy JSON files are written beside it, and the written file's parity is
-checked through the runtime's own ONNX Runtime backend and verifier — the code path users run.
+bundle ``<stem>.ref.npz`` (bound to the written file by its sha256, with the exported precision and lowering) and
+Polygraphy JSON files are written beside it, and the written file's parity is checked through the runtime's own
+ONNX Runtime backend and verifier — the code path users run.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ from frpt_runtime.contract import (
     polygraphy_paths_for,
 )
 from frpt_runtime.errors import FrptError
+from frpt_runtime.families.frpt import MIN_INPUT_SIZE
+from frpt_runtime.onnx_files import model_sha256
 from frpt_runtime.output_paths import check_output_file
 from frpt_runtime.parity import ParityReport
 from frpt_runtime.verify import verify_backend
@@ -189,7 +192,16 @@ def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
     """The checked ModelProto of ``model``: traced, optimised, output pinned to ``[batch, D]``, metadata set."""
     import onnx
 
-    proto = optimize_graph(_trace(lower_model(model, options), model.config.input_size, opset, options.lowering))
+    size = model.config.input_size
+    try:
+        proto = optimize_graph(_trace(lower_model(model, options), size, opset, options.lowering))
+    except ValueError as exc:  # F.instance_norm refuses a 1x1 map at trace time (a model from before MIN_INPUT_SIZE)
+        if "spatial element" not in str(exc):
+            raise
+        raise FrptError(
+            f"input size {size} leaves a 1x1 feature map, whose InstanceNorm the ONNX export cannot trace: "
+            f"train with --input-size >= {MIN_INPUT_SIZE}"
+        ) from None
     dims = proto.graph.output[0].type.tensor_type.shape.dim  # the exporter leaves D symbolic after the L2 norm
     dims[0].dim_param = BATCH_AXIS
     dims[1].dim_value = model.embedding_dim
@@ -210,13 +222,24 @@ def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
     return proto
 
 
-def _write_references(model: nn.Module, out_path: Path, images: np.ndarray) -> tuple[Path, Path, Path]:
+def _write_references(
+    model: nn.Module, out_path: Path, images: np.ndarray, options: LowerOptions
+) -> tuple[Path, Path, Path]:
     """Bundle + Polygraphy files beside ``out_path``: ``images`` (uint8 ``[M, S, S, 3]``) and PyTorch's fp32
-    embeddings for them, batched 1, 3, 8."""
-    cfg = model.config
+    embeddings for them, batched 1, 3, 8; the bundle is bound to the written file (its model hash) and records the
+    exported precision and lowering."""
     batch_sizes = split_batches(len(images))
     reference = torch_embeddings(model, images, batch_sizes)
-    bundle_path = save_bundle(bundle_path_for(out_path), RefBundle(images, reference, batch_sizes, cfg))
+    bundle = RefBundle(
+        images,
+        reference,
+        batch_sizes,
+        model.config,
+        model_sha256=model_sha256(out_path),
+        precision=options.precision,
+        lowering=options.lowering,
+    )
+    bundle_path = save_bundle(bundle_path_for(out_path), bundle)
     inputs_json, outputs_json = polygraphy_paths_for(out_path)
     write_polygraphy_json(inputs_json, outputs_json, images, reference, batch_sizes)
     return bundle_path, inputs_json, outputs_json
@@ -248,8 +271,8 @@ def export_onnx(
     """
     start = time.perf_counter()
     options = options or LowerOptions()
-    if options.precision == Precision.fp32:
-        options = dataclasses.replace(options, saliency_precision=Precision.fp32)
+    if options.precision == Precision.fp32 and options.saliency_precision == Precision.fp16:
+        raise FrptError("--saliency-precision fp16 applies to fp16 graphs: add --precision fp16, or drop it")
     _check_opset(opset)
     out_path = Path(out_path)
     check_output_file(out_path, "-o")
@@ -259,7 +282,7 @@ def export_onnx(
     proto = _graph_proto(model, options, opset)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, lambda handle: handle.write(proto.SerializeToString()))
-    bundle_path, inputs_json, outputs_json = _write_references(model, out_path, images)
+    bundle_path, inputs_json, outputs_json = _write_references(model, out_path, images, options)
     with OnnxRuntimeBackend(out_path) as backend:  # the written file, through what users run
         parity = verify_backend(backend, load_bundle(bundle_path))
     return ExportReport(

@@ -26,7 +26,8 @@ from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from frpt_runtime.bundle import RefBundle, load_bundle, split_rows
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, bundle_path_for
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import ImageDecodeError, list_images, load_image
+from frpt_runtime.image_files import list_images
+from frpt_runtime.images import ImageDecodeError, load_image
 from frpt_runtime.parity import ParityReport
 from frpt_runtime.verify import verify_backend
 
@@ -144,6 +145,9 @@ def live_parity(
 ) -> ParityReport:
     """PyTorch (the checkpoint, now) vs ONNX Runtime (the export, through the runtime's backend and verifier).
 
+    The export's reference bundle (beside ``onnx_path``) says what was exported -- the model's sha256 and its
+    precision -- so the thresholds come from it, and an ONNX file edited after the export is refused.
+
     Args:
         ckpt: the checkpoint the export was made from.
         onnx_path: the exported file.
@@ -151,17 +155,33 @@ def live_parity(
         max_images: at most this many images of ``images``.
 
     Raises:
-        FrptError: unreadable checkpoint, export or bundle; ``max_images < 1``; no decodable image.
+        FrptError: unreadable checkpoint, export or bundle; an export that is not the one its bundle was made
+            for; ``max_images < 1``; no decodable image.
     """
     if max_images < 1:
         raise FrptError(f"--max-images must be >= 1, got {max_images}")
+    exported = load_bundle(bundle_path_for(onnx_path))  # what was exported: model hash, precision (never the file's)
     with OnnxRuntimeBackend(onnx_path) as backend:  # reads the file's metadata first: a wrong file fails fast
         model = load_checkpoint(ckpt)
         cfg = model.config
+        if cfg != backend.info.config:
+            ours, theirs = cfg.to_dict(), backend.info.config.to_dict()
+            differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+            raise FrptError(
+                f"{ckpt} is not the model {onnx_path} was exported from (config differs in: {', '.join(differ)})"
+            )
         if images is None:
-            pixels = load_bundle(bundle_path_for(onnx_path)).images
+            pixels = exported.images
         else:
             pixels = reference_images(cfg.input_size, cfg.crop_pct, images, max_images, cfg.decoder)
         batch_sizes = split_batches(len(pixels))
-        bundle = RefBundle(pixels, torch_embeddings(model, pixels, batch_sizes), batch_sizes, cfg)
-        return verify_backend(backend, bundle)
+        live = RefBundle(
+            pixels,
+            torch_embeddings(model, pixels, batch_sizes),
+            batch_sizes,
+            cfg,
+            model_sha256=exported.model_sha256,
+            precision=exported.precision,
+            lowering=exported.lowering,
+        )
+        return verify_backend(backend, live)

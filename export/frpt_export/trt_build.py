@@ -6,8 +6,10 @@ module has it; TensorRT 11.x and RTX are strongly typed only), so FP16 comes fro
 never from a builder flag. The ONNX parser's errors are printed in full and any error fails the build.
 One optimisation profile spans the batch range on ``images``; a timing cache file is loaded and saved
 back when given (TensorRT-RTX has none: its timing-cache calls are no-ops, so the option is ignored
-there with a note). A plugin-lowered graph loads ``libfrpt_plugins`` first. Plan and sidecar are written
-atomically (temp file, then rename).
+there with a note). A plugin-lowered graph loads ``libfrpt_plugins`` first. The graph's external data locations
+are checked before the parser sees it (:func:`frpt_export.onnx_meta.read_graph_facts`). Plan and sidecar are
+written atomically (temp file, then rename); the sidecar links plan -> ONNX model hash (external data included)
+-> the reference bundle made for that model.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from typing import Any
 from frpt_export.onnx_meta import GraphFacts, read_graph_facts
 from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write
-from frpt_runtime.contract import INPUT_NAME, sidecar_path_for
-from frpt_runtime.engine_sidecar import EngineSidecar, sha256_file, write_sidecar
+from frpt_runtime.bundle import load_bundle
+from frpt_runtime.contract import INPUT_NAME, bundle_path_for, sidecar_path_for
+from frpt_runtime.digests import sha256_file
+from frpt_runtime.engine_sidecar import EngineSidecar, write_sidecar
 from frpt_runtime.errors import FrptError
 from frpt_runtime.trt_module import import_tensorrt
 
@@ -168,6 +172,16 @@ def _builder_config(trt: ModuleType, builder, size: int, profile: BatchProfile, 
     return config
 
 
+def _linked_bundle(onnx_path: Path, onnx_sha256: str) -> str | None:
+    """SHA-256 of the reference bundle beside ``onnx_path`` when it was made for that model, else ``None``."""
+    path = bundle_path_for(onnx_path)
+    try:
+        bundle = load_bundle(path)
+    except FrptError:
+        return None
+    return sha256_file(path) if bundle.model_sha256 == onnx_sha256 else None
+
+
 def _sidecar(facts: GraphFacts, flavour: str, trt: ModuleType, profile: BatchProfile, onnx_path: Path, plan_path: Path):
     gpu_name, capability = _gpu()
     return EngineSidecar(
@@ -179,7 +193,8 @@ def _sidecar(facts: GraphFacts, flavour: str, trt: ModuleType, profile: BatchPro
         min_batch=profile.min_batch,
         opt_batch=profile.opt_batch,
         max_batch=profile.max_batch,
-        onnx_sha256=sha256_file(onnx_path),
+        onnx_sha256=facts.sha256,
+        bundle_sha256=_linked_bundle(onnx_path, facts.sha256),
         plan_sha256=sha256_file(plan_path),
         toolkit_version=__version__,
         plugin_required=facts.plugin_required,

@@ -18,7 +18,9 @@ from frpt_runtime.cli_common import (
     BundleOpt,
     DebugOpt,
     DeviceOpt,
+    EngineOpt,
     JsonOpt,
+    OnnxOpt,
     PluginLibOpt,
     ProvidersOpt,
     VersionOpt,
@@ -26,12 +28,11 @@ from frpt_runtime.cli_common import (
     make_app,
     out_option,
     run_command,
+    split_providers,
 )
 
 __all__ = ["embed_app", "verify_app"]
 
-OnnxOpt = Annotated[Path | None, typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
-EngineOpt = Annotated[Path | None, typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
 
 embed_app = make_app(
     "frpt-embed", help="Embed an image folder with a TensorRT engine or an ONNX export (no torch needed)."
@@ -39,10 +40,6 @@ embed_app = make_app(
 EMBED_EXAMPLE = "Example: frpt-embed photos/ --onnx model.onnx --batch-size 32 -o emb/ --verify"
 verify_app = make_app("frpt-verify", help="Prove a model's parity with PyTorch on this box from its reference bundle.")
 VERIFY_EXAMPLE = "Example: frpt-verify model.plan --bundle model.ref.npz"
-
-
-def _providers(text: str | None) -> tuple[str, ...]:
-    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 @embed_app.command(no_args_is_help=True, epilog=EMBED_EXAMPLE)
@@ -57,6 +54,10 @@ def embed(
     providers: ProvidersOpt = None,
     plugin_lib: PluginLibOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --out.")] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option("--follow-symlinks", help="Follow symlinked folders and symlinks leaving IMAGES_DIR."),
+    ] = False,
     verify: Annotated[bool, typer.Option("--verify", help="First prove parity on the reference bundle.")] = False,
     bundle: BundleOpt = None,
     as_json: JsonOpt = False,
@@ -69,10 +70,10 @@ def embed(
         from frpt_runtime.embed_job import EmbedJob, run_embed_job
 
         job = EmbedJob(
-            images_dir, onnx, engine, out, batch_size, workers, device, _providers(providers), plugin_lib, resume,
-            verify, bundle,
+            images_dir, onnx, engine, out, batch_size, workers, device, split_providers(providers), plugin_lib, resume,
+            verify, bundle, follow_symlinks,
         )  # fmt: skip
-        return emit_report(run_embed_job(job), as_json)
+        return emit_report(run_embed_job(job), as_json, "frpt-embed")
 
     run_command(debug, body, interrupted=f"interrupted: finished batches are kept in {out}; continue with --resume")
 
@@ -93,7 +94,7 @@ def verify(
     def body() -> int:
         from frpt_runtime.verify import verify_file
 
-        report = verify_file(model, bundle, device=device, providers=_providers(providers), plugin_lib=plugin_lib)
-        return emit_report(report, as_json)
+        report = verify_file(model, bundle, device=device, providers=split_providers(providers), plugin_lib=plugin_lib)
+        return emit_report(report, as_json, "frpt-verify")
 
     run_command(debug, body)

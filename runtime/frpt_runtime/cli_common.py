@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from frpt_runtime import __version__
-from frpt_runtime.devices import DEVICE_HELP
+from frpt_runtime.devices import DEVICE_HELP, PROVIDER_NAMES, parse_device
 from frpt_runtime.errors import FrptError
 
 __all__ = [
@@ -28,7 +28,9 @@ __all__ = [
     "BundleOpt",
     "DebugOpt",
     "DeviceOpt",
+    "EngineOpt",
     "JsonOpt",
+    "OnnxOpt",
     "PluginLibOpt",
     "ProvidersOpt",
     "VersionOpt",
@@ -36,6 +38,7 @@ __all__ = [
     "make_app",
     "out_option",
     "run_command",
+    "split_providers",
 ]
 
 EXIT_PARITY_FAILED = 1
@@ -57,22 +60,54 @@ EXTRA_OF_MODULE = {
     "onnxruntime": "onnxruntime",
     "tensorrt_rtx": "tensorrt-rtx",
     "cuda": "cuda",
+    "faiss": "search",
 }
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+
+
+def _check_device(value: str) -> str:
+    """Parse-time check of ``--device`` (a usage error, like any bad choice)."""
+    try:
+        parse_device(value)
+    except FrptError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _check_providers(value: str | None) -> str | None:
+    """Parse-time check of ``--providers``: known names (full ONNX Runtime provider names pass through)."""
+    for raw in (value or "").split(","):
+        name = raw.strip()
+        if name and name.lower() not in PROVIDER_NAMES and not name.endswith("ExecutionProvider"):
+            raise typer.BadParameter(f"unknown provider {name!r}: use {', '.join(PROVIDER_NAMES)}")
+    return value
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP, callback=_check_device)]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per batch.")]
 PluginLibOpt = Annotated[
     Path | None, typer.Option("--plugin-lib", help="libfrpt_plugins.so (default: $FRPT_PLUGIN_LIB, then packaged).")
 ]
 ProvidersOpt = Annotated[
     str | None,
-    typer.Option("--providers", help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt."),
+    typer.Option(
+        "--providers",
+        help="ONNX Runtime providers in priority order, comma-separated: cpu, cuda, tensorrt.",
+        callback=_check_providers,
+    ),
 ]
+OnnxOpt = Annotated[Path | None, typer.Option("--onnx", help="ONNX export to run with ONNX Runtime.")]
+EngineOpt = Annotated[Path | None, typer.Option("--engine", help="TensorRT plan (sidecar <plan>.json beside it).")]
 BundleOpt = Annotated[
     Path | None, typer.Option("--bundle", help="Reference bundle (default: MODEL.ref.npz beside the model).")
 ]
+
+
+def split_providers(text: str | None) -> tuple[str, ...]:
+    """``--providers cuda,cpu`` -> ``("cuda", "cpu")``."""
+    return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
 def out_option(help: str) -> Any:
@@ -108,12 +143,21 @@ def make_app(name: str, help: str, epilog: str | None = None, group: bool = Fals
     return app
 
 
-def emit_report(report: Any, as_json: bool) -> int:
-    """Print a report to stdout (``to_dict()`` as JSON, or ``format()``); exit code 1 when it is falsy.
+def emit_report(report: Any, as_json: bool, command: str) -> int:
+    """Print a report to stdout; exit code 1 when it is falsy.
 
-    A falsy report is a failed parity check: its ``failure()`` line also goes to stderr.
+    ``--json`` prints the one shape every command shares: ``{"command": "<command line name>", "result":
+    <the report's to_dict()>}`` (e.g. ``{"command": "frpt-export trt", "result": {"export": null, "build":
+    {...}}}``), so a reader checks ``command`` and reads ``result``; otherwise ``format()``. A falsy report is a
+    failed parity check: its ``failure()`` line also goes to stderr.
+
+    Args:
+        report: the library function's report (``to_dict``, ``format``, ``__bool__``, ``failure``).
+        as_json: print JSON instead of the human summary.
+        command: the command as typed, without options: ``frpt-embed``, ``frpt-export trt``.
     """
-    typer.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True) if as_json else report.format())
+    document = {"command": command, "result": report.to_dict()}
+    typer.echo(json.dumps(document, indent=2, sort_keys=True) if as_json else report.format())
     if report:
         return 0
     typer.echo(f"error: parity check failed: {report.failure()}", err=True)

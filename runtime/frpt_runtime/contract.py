@@ -1,6 +1,6 @@
 """The contract between model, exporter, plugin and runtime: every name both sides of a file must agree on.
 
-One module, torch-free, imported by all three layers (DESIGN: ``frpt_runtime`` owns the contract):
+One module, torch-free, imported by all three layers (docs/design.md: ``frpt_runtime`` owns the contract):
 
 * the graph's tensors: ``images`` uint8 ``[N, S, S, 3]`` RGB in, ``embedding`` float32 ``[N, D]`` L2-normalised
   out, batch axis ``batch`` (dynamic);
@@ -30,6 +30,7 @@ __all__ = [
     "INPUT_NAME",
     "ONNX_SUFFIX",
     "OUTPUT_NAME",
+    "PLAN_SUFFIX",
     "PLUGIN_DOMAIN",
     "PLUGIN_NAMESPACE",
     "PLUGIN_OP",
@@ -109,7 +110,8 @@ SUPPORTED_OPSETS = (16, 17, 18, 19)
 
 # ---- file suffixes ---------------------------------------------------------------------------------------------
 ONNX_SUFFIX = ".onnx"
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+PLAN_SUFFIX = ".plan"  # what the toolkit writes
+ENGINE_SUFFIXES = (PLAN_SUFFIX, ".engine", ".trt")  # what it accepts as a TensorRT engine
 SIDECAR_SUFFIX = ".json"  # model.plan -> model.plan.json
 BUNDLE_SUFFIX = ".ref.npz"  # model.onnx -> model.ref.npz
 POLYGRAPHY_INPUTS_SUFFIX = ".ref.inputs.json"

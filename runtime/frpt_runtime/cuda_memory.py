@@ -25,6 +25,7 @@ __all__ = [
     "PinnedArray",
     "Stream",
     "compute_capability",
+    "device_count",
     "device_name",
     "memcpy_dtoh_async",
     "memcpy_htod_async",
@@ -55,9 +56,14 @@ def _call(name: str, *args: Any) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def device_count() -> int:
+    """How many CUDA devices this process sees."""
+    return int(_call("cudaGetDeviceCount"))
+
+
 def set_device(device: int) -> None:
     """Make ``device`` current in this thread (its primary context, shared with torch/TensorRT)."""
-    count = _call("cudaGetDeviceCount")
+    count = device_count()
     if not 0 <= device < count:
         raise FrptError(f"CUDA device {device} does not exist ({count} present): pass --device 0..{count - 1}")
     _call("cudaSetDevice", device)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from frpt_runtime.errors import FrptError
 
-__all__ = ["DEVICE_HELP", "Device", "parse_device"]
+__all__ = ["DEVICE_HELP", "PROVIDER_NAMES", "Device", "parse_device"]
 
 DEVICE_HELP = "auto, cpu, cuda or cuda:N (GPU N)."
+PROVIDER_NAMES = ("cpu", "cuda", "tensorrt", "trt")  # --providers short names (ONNX Runtime execution providers)
 _PATTERN = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 

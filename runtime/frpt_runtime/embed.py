@@ -1,13 +1,17 @@
 """Embed an image folder with any backend: ``embed_folder(...) -> EmbedReport`` (library behind ``frpt-embed``).
 
-Flow: list the images (recursive, sorted) -> refuse an empty folder or a batch the model cannot take,
-before any work -> decode ahead in a worker pool (:class:`~frpt_runtime.pipeline.BatchPipeline`) ->
-keep up to ``backend.max_in_flight`` batches submitted (double buffering on a device backend) ->
-journal every finished chunk (:class:`~frpt_runtime.manifest.RunJournal`) -> write ``embeddings.npy``,
-``manifest.json`` and ``run.json`` atomically. Bad files are skipped and listed, never fatal.
+Flow: scan the folder (:func:`~frpt_runtime.image_files.scan_images`: recursive, sorted, every candidate not
+embedded listed with its reason) -> refuse an empty folder or a batch the model cannot take, before any work ->
+lock ``OUT`` for the whole run (:class:`~frpt_runtime.out_lock.OutputLock`) and remove temp files a killed run
+left -> decode ahead in a worker pool (:class:`~frpt_runtime.pipeline.BatchPipeline`) -> keep up to
+``backend.max_in_flight`` batches submitted (double buffering on a device backend) -> journal every finished
+chunk (:class:`~frpt_runtime.journal.RunJournal`) -> commit ``embeddings.npy``, ``run.json`` and, last,
+``manifest.json`` (:func:`~frpt_runtime.manifest.write_outputs`). Bad files are skipped and listed, never fatal;
+a run in which nothing could be embedded still writes its outputs, then fails with one line.
 
 ``--resume`` continues from the journal: the same chunks are fed in the same batches, so the final
-``embeddings.npy`` and ``manifest.json`` are byte-identical to an uninterrupted run's.
+``embeddings.npy`` and ``manifest.json`` are byte-identical to an uninterrupted run's. It is refused, naming the
+file, when a file the interrupted run already embedded changed since (size or modification time).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +29,20 @@ import numpy as np
 from tqdm import tqdm
 
 from frpt_runtime import __version__
-from frpt_runtime.atomic import atomic_write, atomic_write_json
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.errors import FrptError
-from frpt_runtime.images import IMAGE_EXTENSIONS, list_images, load_image
+from frpt_runtime.image_files import IMAGE_EXTENSIONS, ImageScan, printable, scan_images
+from frpt_runtime.journal import PARTIAL_DIR, PARTIAL_FORMAT, RESTART, STATE_FILE, ChunkRecord, RunJournal
 from frpt_runtime.manifest import (
     EMBEDDINGS_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
-    PARTIAL_DIR,
     RUN_FILE,
-    ChunkRecord,
-    RunJournal,
-    read_manifest,
+    read_embeddings,
+    remove_stale_outputs,
+    write_outputs,
 )
+from frpt_runtime.out_lock import OutputLock
 from frpt_runtime.output_paths import check_output_dir
 from frpt_runtime.pipeline import Batch, BatchPipeline
 
@@ -53,12 +56,14 @@ class EmbedReport:
     Attributes:
         out_dir: where the outputs were written.
         count: rows in ``embeddings.npy`` (embedded images).
-        skipped: ``(relative path, reason)`` of every file that could not be decoded.
+        skipped: ``(relative path, reason)`` of every candidate not embedded (undecodable, unreadable folder,
+            symlink not followed, not a regular file, ...).
         embedding_dim: ``D``.
         backend, precision: what ran.
         resumed_images: files already done by an earlier, interrupted run (0 for a fresh run).
         wall_s: seconds this call spent from listing to the last write.
-        images_per_s: files processed by this call per second of ``wall_s``.
+        images_per_s: files processed by this call per second of ``wall_s``; ``None`` when an interrupted run
+            had already done them all.
     """
 
     out_dir: Path
@@ -69,7 +74,7 @@ class EmbedReport:
     precision: str
     resumed_images: int
     wall_s: float
-    images_per_s: float
+    images_per_s: float | None
 
     @property
     def embeddings_path(self) -> Path:
@@ -86,15 +91,20 @@ class EmbedReport:
         return data
 
     def format(self) -> str:
-        """Human summary: counts, throughput, outputs, then one line per skipped file."""
+        """Human summary: counts, throughput, outputs, then one line per skipped path (names escaped to one line)."""
+        if self.images_per_s is None:
+            rate = f"all {self.resumed_images} files were done by the interrupted run"
+        else:
+            rate = f"{self.images_per_s:.1f} images/s" + (
+                f", resumed after {self.resumed_images}" if self.resumed_images else ""
+            )
         lines = [
             f"embedded {self.count} images (D={self.embedding_dim}, {self.backend}, {self.precision}) "
-            f"in {self.wall_s:.2f} s, {self.images_per_s:.1f} images/s"
-            + (f", resumed after {self.resumed_images}" if self.resumed_images else ""),
+            f"in {self.wall_s:.2f} s, {rate}",
             f"wrote {self.embeddings_path} and {self.manifest_path}",
             f"skipped {len(self.skipped)} files" + (":" if self.skipped else ""),
         ]
-        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        lines += [f"  {printable(path)}: {printable(reason)}" for path, reason in self.skipped]
         return "\n".join(lines)
 
 
@@ -105,11 +115,25 @@ class _Clock:
     backend_s: float = 0.0
 
 
-def _open_run(root: Path, backend: Backend, out: Path, batch: int, workers: int) -> tuple[list[Path], ModelInfo]:
-    """List the images and check everything that can fail before any work: empty folder, workers, output folder,
+@dataclass(frozen=True)
+class _Run:
+    """The fixed facts of one run."""
+
+    scan: ImageScan
+    info: ModelInfo
+    out: Path
+    batch: int
+    workers: int
+    follow_symlinks: bool
+
+
+def _open_run(
+    root: Path, backend: Backend, out: Path, batch: int, workers: int, follow_symlinks: bool
+) -> tuple[ImageScan, ModelInfo]:
+    """Scan the folder and check everything that can fail before any work: empty folder, workers, output folder,
     the model (activated here) and the batch size."""
-    paths = list_images(root)
-    if not paths:
+    scan = scan_images(root, follow_symlinks=follow_symlinks)
+    if not scan.files and not scan.skipped:
         raise FrptError(f"no images under {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if workers < 1:
         raise FrptError(f"--workers must be >= 1, got {workers}")
@@ -117,37 +141,12 @@ def _open_run(root: Path, backend: Backend, out: Path, batch: int, workers: int)
     info = backend.activate().info
     backend.check_batch(batch)
     out.mkdir(parents=True, exist_ok=True)
-    return paths, info
+    return scan, info
 
 
 def _progress_bar(total: int, initial: int, progress: bool | None) -> tqdm:
     enabled = sys.stderr.isatty() if progress is None else progress
     return tqdm(total=total, initial=initial, unit="img", file=sys.stderr, dynamic_ncols=True, disable=not enabled)
-
-
-def _write_outputs(
-    out: Path, root: Path, info: ModelInfo, batch: int, workers: int, journal: RunJournal, clock: _Clock, resumed: int
-) -> tuple[np.ndarray, list[tuple[str, str]], float]:
-    """Write ``embeddings.npy``, ``manifest.json`` and ``run.json``; return ``(embeddings, skipped, wall_s)``."""
-    embeddings = journal.embeddings()
-    skipped = [item for record in journal.records for item in record.skipped]
-    atomic_write(out / EMBEDDINGS_FILE, lambda handle: np.save(handle, embeddings, allow_pickle=False))
-    atomic_write_json(out / MANIFEST_FILE, _manifest(root, info, batch, journal.records, skipped))
-    wall = time.perf_counter() - clock.started
-    total = embeddings.shape[0] + len(skipped)
-    timings = {
-        "wall_s": round(wall, 4),
-        "images_per_s": round((total - resumed) / wall, 2),
-        "images_processed": total - resumed,
-        "resumed_images": resumed,
-        "wait_decode_s": round(clock.wait_decode_s, 4),
-        "backend_s": round(clock.backend_s, 4),
-        "batch": batch,
-        "workers": workers,
-        "finished_unix": round(time.time(), 3),
-    }
-    atomic_write_json(out / RUN_FILE, timings)
-    return embeddings, skipped, wall
 
 
 def embed_folder(
@@ -159,71 +158,80 @@ def embed_folder(
     workers: int = 4,
     resume: bool = False,
     progress: bool | None = None,
+    follow_symlinks: bool = False,
 ) -> EmbedReport:
     """Embed every image under ``images_dir`` and write the outputs to ``out_dir``.
 
     Args:
-        images_dir: folder walked recursively (see :func:`frpt_runtime.images.list_images`).
+        images_dir: folder walked recursively (see :func:`frpt_runtime.image_files.scan_images`).
         backend: an (active or not) backend; activated here, not closed.
-        out_dir: output folder (created).
+        out_dir: output folder (created; locked while the run lasts).
         batch: files per chunk / model batch.
         workers: decode threads.
         resume: continue a matching interrupted run in ``out_dir`` instead of starting over.
         progress: tqdm bar on stderr; None means only when stderr is a terminal.
-
-    Returns:
-        The :class:`EmbedReport`.
+        follow_symlinks: follow symlinked folders and symlinks leaving the folder.
 
     Raises:
-        FrptError: no images, a batch the model cannot take, a model that cannot run here, an output folder
-            that is a file or not writable, or a resume over a different run's partial state — all before any
-            image is decoded.
+        FrptError: no images, a batch the model cannot take, a model that cannot run here, an output folder that
+            is a file, not writable or in use by another run, a resume over a different run or over changed files
+            -- all before any image is decoded; a full disk; or, after the outputs are written, no file embedded.
     """
     clock = _Clock()
     root, out = Path(images_dir), Path(out_dir)
-    paths, info = _open_run(root, backend, out, batch, workers)
-    rel = [_rel(p, root) for p in paths]
-    if resume and not (out / PARTIAL_DIR / "state.json").is_file() and (out / MANIFEST_FILE).exists():
-        _refuse_foreign_finished_run(out, root, rel, info, batch)
-    journal = RunJournal(out, _fingerprint(root, rel, info, batch), info.embedding_dim)
-    journal.start(resume)
-    resumed = min(journal.next_chunk * batch, len(paths))
-    bar = _progress_bar(len(paths), resumed, progress)
-    try:
-        with _pipeline(paths, info, batch, workers, journal.next_chunk) as pipeline:
-            _run_chunks(pipeline, backend, journal, root, clock, bar)
-        embeddings, skipped, wall = _write_outputs(out, root, info, batch, workers, journal, clock, resumed)
-        journal.discard()
-    finally:
-        journal.close()
-        bar.close()
+    scan, info = _open_run(root, backend, out, batch, workers, follow_symlinks)
+    run = _Run(scan, info, out, batch, workers, follow_symlinks)
+    with OutputLock(out):
+        remove_stale_outputs(out)
+        journal = _start_journal(run, resume)
+        resumed = min(journal.next_chunk * batch, len(scan.files))
+        bar = _progress_bar(len(scan.files), resumed, progress)
+        try:
+            start = journal.next_chunk
+            with BatchPipeline.for_config(
+                scan.paths, info.config, batch=batch, workers=workers, start_chunk=start
+            ) as pipeline:
+                _run_chunks(pipeline, backend, journal, run, clock, bar)
+            count, skipped, wall = _commit(run, journal, clock, resumed)
+            journal.discard()
+        finally:
+            journal.close()
+            bar.close()
+    if count == 0:
+        raise FrptError(
+            f"none of the {len(skipped)} candidate files under {root} could be embedded: {out / MANIFEST_FILE} "
+            "lists each with its reason"
+        )
+    processed = len(scan.files) - resumed
     return EmbedReport(
-        out_dir=out,
-        count=embeddings.shape[0],
-        skipped=skipped,
-        embedding_dim=info.embedding_dim,
-        backend=info.backend,
-        precision=str(info.precision),
-        resumed_images=resumed,
-        wall_s=wall,
-        images_per_s=(len(paths) - resumed) / wall,
-    )
+        out, count, skipped, info.embedding_dim, info.backend, str(info.precision), resumed, wall,
+        processed / wall if processed else None,
+    )  # fmt: skip
 
 
-def _pipeline(paths: list[Path], info: ModelInfo, batch: int, workers: int, start_chunk: int) -> BatchPipeline:
-    """The decode pool over ``paths`` with the model config's input geometry and decoder."""
-    cfg = info.config
-    decode = partial(load_image, decoder=cfg.decoder)
-    return BatchPipeline(
-        paths, cfg.input_size, cfg.crop_pct, batch=batch, workers=workers, start_chunk=start_chunk, decode=decode
-    )
+def _start_journal(run: _Run, resume: bool) -> RunJournal:
+    """Open the partial state (continuing it on ``resume``); refuse a resume whose finished files changed since."""
+    if resume and not (run.out / PARTIAL_DIR / STATE_FILE).is_file() and (run.out / MANIFEST_FILE).exists():
+        _refuse_foreign_finished_run(run)
+    journal = RunJournal(run.out, _fingerprint(run), run.info.embedding_dim)
+    journal.start(resume)
+    names = [item.rel for item in run.scan.files]
+    changed = journal.changed_file(names, [(item.size, item.mtime_ns) for item in run.scan.files], run.batch)
+    if changed is not None:
+        journal.close()
+        raise FrptError(
+            f"--resume: {printable(changed)} changed since the interrupted run embedded it (size or modification "
+            f"time differs): {RESTART}"
+        )
+    return journal
 
 
 def _run_chunks(
-    pipeline: BatchPipeline, backend: Backend, journal: RunJournal, root: Path, clock: _Clock, bar: tqdm
+    pipeline: BatchPipeline, backend: Backend, journal: RunJournal, run: _Run, clock: _Clock, bar: tqdm
 ) -> None:
     """Feed decoded chunks to the backend, keeping up to ``max_in_flight`` submitted; journal each in order."""
-    dim = backend.info.embedding_dim
+    dim = run.info.embedding_dim
+    rel = {item.path: item.rel for item in run.scan.files}
     in_flight: deque[tuple[Batch, Pending | None]] = deque()
 
     def finish_oldest() -> None:
@@ -231,11 +239,15 @@ def _run_chunks(
         tick = time.perf_counter()
         rows = pending.result() if pending is not None else np.empty((0, dim), np.float32)
         clock.backend_s += time.perf_counter() - tick
+        files = run.scan.files[done.start : done.start + len(done.paths) + len(done.skipped)]
         record = ChunkRecord(
-            done.index, [_rel(p, root) for p in done.paths], [(_rel(p, root), why) for p, why in done.skipped]
+            done.index,
+            [rel[p] for p in done.paths],
+            [(rel[p], why) for p, why in done.skipped],
+            [(item.size, item.mtime_ns) for item in files],
         )
         journal.append(record, rows)
-        bar.update(len(done.paths) + len(done.skipped))
+        bar.update(len(files))
 
     tick = time.perf_counter()
     for item in pipeline:
@@ -250,56 +262,75 @@ def _run_chunks(
         finish_oldest()
 
 
-def _refuse_foreign_finished_run(out: Path, root: Path, rel: list[str], info: ModelInfo, batch: int) -> None:
+def _commit(run: _Run, journal: RunJournal, clock: _Clock, resumed: int) -> tuple[int, list[tuple[str, str]], float]:
+    """Write the final outputs (manifest last); return ``(rows, skipped, wall_s)``."""
+    embeddings = journal.embeddings()
+    skipped = sorted([*run.scan.skipped, *(item for record in journal.records for item in record.skipped)])
+    wall = time.perf_counter() - clock.started
+    processed = len(run.scan.files) - resumed
+    timings = {
+        "wall_s": round(wall, 4),
+        "images_per_s": round(processed / wall, 2) if processed else None,
+        "images_processed": processed,
+        "resumed_images": resumed,
+        "wait_decode_s": round(clock.wait_decode_s, 4),
+        "backend_s": round(clock.backend_s, 4),
+        "batch": run.batch,
+        "workers": run.workers,
+        "finished_unix": round(time.time(), 3),
+    }
+    write_outputs(run.out, embeddings, _manifest(run, journal.records, skipped), timings)
+    return embeddings.shape[0], skipped, wall
+
+
+def _refuse_foreign_finished_run(run: _Run) -> None:
     """``--resume`` with no partial run but a finished one in ``out``: go on only if it is this same run."""
     try:
-        done = read_manifest(out)
-    except FrptError:
-        differ = ["format"]
-    else:
-        model = done.get("model")
-        skipped = [item.get("path") for item in done.get("skipped", []) if isinstance(item, dict)]
-        checks = {
-            "root": done.get("root") == str(root.resolve()),
-            "model_sha256": isinstance(model, dict) and model.get("sha256") == info.sha256,
-            "batch": done.get("batch") == batch,
-            "files": sorted([*done.get("images", []), *skipped]) == sorted(rel),
-        }
-        differ = [name for name, same in checks.items() if not same]
+        _, done = read_embeddings(run.out)
+    except FrptError as exc:
+        raise FrptError(
+            f"--resume: {run.out} holds no partial run to continue, and its finished outputs do not check out "
+            f"({exc}): drop --resume to write them again"
+        ) from None
+    expected = sorted([*(item.rel for item in run.scan.files), *(path for path, _ in run.scan.skipped)])
+    checks = {
+        "root": done["root"] == str(run.scan.root.resolve()),
+        "model_sha256": done["model"]["sha256"] == run.info.sha256,
+        "batch": done["batch"] == run.batch,
+        "files": sorted([*done["images"], *(item["path"] for item in done["skipped"])]) == expected,
+    }
+    differ = [name for name, same in checks.items() if not same]
     if differ:
         raise FrptError(
-            f"--resume: {out} holds no partial run but a finished run of another job (differs in: "
+            f"--resume: {run.out} holds no partial run but a finished run of another job (differs in: "
             f"{', '.join(differ)}): drop --resume to overwrite it, or choose another --out"
         )
 
 
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
-
-
-def _fingerprint(root: Path, rel: list[str], info: ModelInfo, batch: int) -> dict[str, Any]:
+def _fingerprint(run: _Run) -> dict[str, Any]:
     """Facts a resumed run must share with the interrupted one (JSON-ready)."""
+    names = b"\0".join(item.rel.encode("utf-8", "surrogateescape") for item in run.scan.files)
     return {
-        "format": MANIFEST_FORMAT,
-        "root": str(root.resolve()),
-        "files_sha256": hashlib.sha256("\n".join(rel).encode("utf-8")).hexdigest(),
-        "file_count": len(rel),
-        "model_sha256": info.sha256,
-        "backend": info.backend,
-        "detail": dict(info.detail),
-        "batch": batch,
-        "embedding_dim": info.embedding_dim,
+        "format": PARTIAL_FORMAT,
+        "root": str(run.scan.root.resolve()),
+        "files_sha256": hashlib.sha256(names).hexdigest(),
+        "file_count": len(run.scan.files),
+        "follow_symlinks": run.follow_symlinks,
+        "model_sha256": run.info.sha256,
+        "backend": run.info.backend,
+        "detail": dict(run.info.detail),
+        "batch": run.batch,
+        "embedding_dim": run.info.embedding_dim,
     }
 
 
-def _manifest(
-    root: Path, info: ModelInfo, batch: int, records: list[ChunkRecord], skipped: list[tuple[str, str]]
-) -> dict[str, Any]:
+def _manifest(run: _Run, records: list[ChunkRecord], skipped: list[tuple[str, str]]) -> dict[str, Any]:
+    info = run.info
     images = [path for record in records for path in record.paths]
     return {
         "format": MANIFEST_FORMAT,
         "toolkit_version": __version__,
-        "root": str(root.resolve()),
+        "root": str(run.scan.root.resolve()),
         "count": len(images),
         "embedding_dim": info.embedding_dim,
         "images": images,
@@ -311,6 +342,6 @@ def _manifest(
         "precision": str(info.precision),
         "lowering": str(info.lowering),
         "config": info.config.to_dict(),
-        "batch": batch,
+        "batch": run.batch,
         "timings_file": RUN_FILE,
     }

@@ -13,6 +13,7 @@ from typing import Any
 from frpt_runtime.backends import create_backend
 from frpt_runtime.embed import EmbedReport, embed_folder
 from frpt_runtime.errors import FrptError
+from frpt_runtime.image_files import check_image_root
 from frpt_runtime.parity import ParityReport
 from frpt_runtime.verify import verify_model
 
@@ -30,6 +31,8 @@ class EmbedJob:
         batch_size, workers: chunk / batch size and decode threads.
         device, providers, plugin_lib: where and how the backend runs (see :func:`create_backend`).
         resume: continue an interrupted run in ``out``.
+        follow_symlinks: follow symlinked folders and symlinks leaving ``images_dir`` (default: list them as
+            skipped; see :mod:`frpt_runtime.image_files`).
         verify: prove parity on the model's reference bundle first; embed nothing if it fails.
         bundle: that bundle (default: beside the model).
     """
@@ -46,6 +49,7 @@ class EmbedJob:
     resume: bool = False
     verify: bool = False
     bundle: Path | None = None
+    follow_symlinks: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,12 @@ def run_embed_job(job: EmbedJob) -> EmbedJobReport:
     """Run ``job``; the backend is closed afterwards.
 
     Raises:
-        FrptError: a missing image folder, a model that cannot run here, a batch it cannot take, a bad ``out``,
-            an unusable resume, a bad bundle — before any image is embedded.
+        FrptError: a missing image folder, a model that cannot run here, a batch it cannot take, a bad or busy
+            ``out``, an unusable resume, a bad bundle — before any image is embedded; a run that embedded nothing.
     """
-    if not job.images_dir.is_dir():
-        what = "is a file, not a folder" if job.images_dir.exists() else "not found"
-        raise FrptError(f"image folder {job.images_dir} {what}")
+    if job.bundle is not None and not job.verify:
+        raise FrptError("--bundle is the reference bundle of --verify: add --verify, or drop --bundle")
+    check_image_root(job.images_dir)  # before the model is loaded
     with create_backend(
         onnx=job.onnx, engine=job.engine, providers=job.providers, device=job.device, plugin_lib=job.plugin_lib
     ) as backend:
@@ -92,6 +96,12 @@ def run_embed_job(job: EmbedJob) -> EmbedJobReport:
         if parity is not None and not parity:
             return EmbedJobReport(parity, None)
         report = embed_folder(
-            job.images_dir, backend, job.out, batch=job.batch_size, workers=job.workers, resume=job.resume
+            job.images_dir,
+            backend,
+            job.out,
+            batch=job.batch_size,
+            workers=job.workers,
+            resume=job.resume,
+            follow_symlinks=job.follow_symlinks,
         )
     return EmbedJobReport(parity, report)

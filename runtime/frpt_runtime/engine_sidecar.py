@@ -10,7 +10,6 @@ before doing any work.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,11 +18,29 @@ from typing import Any
 
 from frpt_runtime.atomic import atomic_write_json
 from frpt_runtime.contract import ExportMetadata, sidecar_path_for
+from frpt_runtime.digests import sha256_file
 from frpt_runtime.errors import FrptError
+from frpt_runtime.fields import boolean, choice, hex_digest, integer, mapping, optional, read_fields, string
+from frpt_runtime.trt_module import TRT_MODULES
 
 __all__ = ["EngineSidecar", "check_compatible", "read_sidecar", "sha256_file", "write_sidecar"]
 
-TRT_FLAVOURS = ("tensorrt", "tensorrt_rtx")
+REBUILD = "rebuild the engine with `frpt-export trt`"
+_SPEC = {
+    "onnx_metadata": mapping(string(), string()),
+    "trt_flavour": choice(TRT_MODULES),
+    "trt_version": string(nonempty=True),
+    "gpu_name": optional(string()),
+    "compute_capability": optional(string()),
+    "min_batch": integer(1),
+    "opt_batch": integer(1),
+    "max_batch": integer(1),
+    "onnx_sha256": hex_digest(),
+    "bundle_sha256": optional(hex_digest()),
+    "plan_sha256": hex_digest(),
+    "toolkit_version": string(),
+    "plugin_required": boolean(),
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,11 @@ class EngineSidecar:
         compute_capability: ``"major.minor"`` of the build GPU, or the TensorRT-RTX target name
             (e.g. ``"SM86"``) when built ahead of time without a GPU; ``None`` if unknown.
         min_batch, opt_batch, max_batch: the optimisation profile on ``images``.
-        onnx_sha256, plan_sha256: hex digests of the source graph and of the plan.
+        onnx_sha256: :func:`~frpt_runtime.onnx_files.model_sha256` of the source graph (external data included):
+            the link to the reference bundle, whose ``model_sha256`` must be this.
+        bundle_sha256: SHA-256 of the reference bundle beside the source graph at build time (``None`` if none
+            was there, or it was made for another model); ``frpt-verify`` checks the bundle it is given against it.
+        plan_sha256: hex digest of the plan.
         toolkit_version: toolkit that built it.
         plugin_required: whether the engine needs ``libfrpt_plugins`` loaded to deserialise.
     """
@@ -53,20 +74,18 @@ class EngineSidecar:
     opt_batch: int
     max_batch: int
     onnx_sha256: str
+    bundle_sha256: str | None
     plan_sha256: str
     toolkit_version: str
     plugin_required: bool
 
     def __post_init__(self) -> None:
-        if not isinstance(self.onnx_metadata, dict):
-            raise FrptError("engine sidecar onnx_metadata is not an object: rebuild the engine with `frpt-export trt`")
+        read_fields(self.to_dict(), _SPEC, "engine sidecar", REBUILD)
         self.metadata  # noqa: B018 - parse once here, so a bad sidecar is refused when it is read
-        if self.trt_flavour not in TRT_FLAVOURS:
-            raise FrptError(f"sidecar trt_flavour must be one of {TRT_FLAVOURS}, got {self.trt_flavour!r}")
-        if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
+        if not self.min_batch <= self.opt_batch <= self.max_batch:
             raise FrptError(
-                f"sidecar batch range must satisfy 1 <= min <= opt <= max, got "
-                f"{self.min_batch}/{self.opt_batch}/{self.max_batch}"
+                f"engine sidecar batch range must satisfy 1 <= min <= opt <= max, got "
+                f"{self.min_batch}/{self.opt_batch}/{self.max_batch}: {REBUILD}"
             )
 
     @property
@@ -78,21 +97,10 @@ class EngineSidecar:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineSidecar:
-        names = [f.name for f in dataclasses.fields(cls)]
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise FrptError(f"engine sidecar lacks fields {missing}: rebuild the engine with `frpt-export trt`")
-        return cls(**{n: data[n] for n in names})
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def from_dict(cls, data: dict[str, Any], source: str = "engine sidecar") -> EngineSidecar:
+        """Build from parsed JSON after checking every field's type and range (one line naming ``source``)."""
+        read_fields(data, _SPEC, source, REBUILD)
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
 def write_sidecar(plan_path: str | os.PathLike, sidecar: EngineSidecar) -> Path:
@@ -115,9 +123,7 @@ def read_sidecar(plan_path: str | os.PathLike) -> EngineSidecar:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise FrptError(f"engine sidecar {path} is unreadable ({type(exc).__name__}): rebuild the engine") from exc
-    if not isinstance(data, dict):
-        raise FrptError(f"engine sidecar {path} is not a JSON object: rebuild the engine")
-    return EngineSidecar.from_dict(data)
+    return EngineSidecar.from_dict(data, f"engine sidecar {path}")
 
 
 def check_compatible(

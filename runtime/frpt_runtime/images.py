@@ -1,4 +1,4 @@
-"""Image discovery and decoding to model-ready uint8 pixels (torch-free).
+"""Image decoding to model-ready uint8 pixels (torch-free; discovery is :mod:`frpt_runtime.image_files`).
 
 The one decoder shared by training (``frpt.data``) and the runtime, so PyTorch and every backend see
 identical bytes. Geometry follows torchvision's ``Resize(round(size / crop_pct)) + CenterCrop(size)``
@@ -49,17 +49,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families.frpt import DECODERS
 
-__all__ = [
-    "DECODE_MEMORY_BYTES",
-    "FULL_RESIZE_MAX_AREA",
-    "IMAGE_EXTENSIONS",
-    "ImageDecodeError",
-    "list_images",
-    "load_image",
-    "resized_shape",
-]
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm"})
+__all__ = ["DECODE_MEMORY_BYTES", "FULL_RESIZE_MAX_AREA", "ImageDecodeError", "load_image", "resized_shape"]
 
 _WHITE = (255, 255, 255)
 # The exact decoder resizes the whole image while that holds at most this many times the crop's pixels (up to a
@@ -85,30 +75,6 @@ if "PILLOW_BLOCK_SIZE" not in os.environ:
 
 class ImageDecodeError(FrptError):
     """A file that cannot become model input; the message is a one-line reason (the run skips the file)."""
-
-
-def list_images(root: str | os.PathLike[str]) -> list[Path]:
-    """All image files under ``root``, recursively, in a deterministic order.
-
-    Args:
-        root: folder to walk (symlinked folders are not followed, so the walk cannot loop).
-
-    Returns:
-        Paths ``root / relative`` whose suffix (case-insensitive) is in :data:`IMAGE_EXTENSIONS`,
-        sorted by the relative POSIX path.
-
-    Raises:
-        FrptError: ``root`` is not an existing folder.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        raise FrptError(f"image folder not found: {base} (pass an existing directory)")
-    found: list[str] = []
-    for folder, dirs, files in os.walk(base):
-        dirs.sort()
-        rel_folder = Path(folder).relative_to(base)
-        found.extend((rel_folder / name).as_posix() for name in files if Path(name).suffix.lower() in IMAGE_EXTENSIONS)
-    return [base / rel for rel in sorted(found)]
 
 
 def resized_shape(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Retrieval metrics: Recall@K with leave-one-out queries (DESIGN.md §2, "Evaluation").
+"""Retrieval metrics: Recall@K with leave-one-out queries (docs/design.md §4, "Evaluation").
 
 Standard protocol of CUB-200 / Cars-196 / FGVC-Aircraft retrieval: every test image is a query against
 all *other* test images, ranked by cosine similarity; Recall@K is the fraction of queries with at least
@@ -58,25 +58,24 @@ def recall_at_k(
 def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """Recall@K of what ``frpt-embed`` wrote (``embeddings.npy`` + ``manifest.json``) in ``out_dir``.
 
-    An image's class is its folder relative to the embedded root (ImageFolder layout).
+    An image's class is its folder relative to the embedded root (ImageFolder layout). Scored through an exact
+    FAISS index (:func:`frpt_runtime.search.recall.indexed_recall_at_k`: the figures of :func:`recall_at_k`
+    without its ``[M, M]`` similarity matrix), so large galleries fit in memory.
 
     Returns:
         ``{"recall@K": ...}`` (K below the image count) plus ``"images"`` and ``"classes"``.
 
     Raises:
-        FrptError: missing or inconsistent files, fewer than two images, or fewer than two classes.
+        FrptError: missing, mismatched or malformed files (:func:`frpt_runtime.manifest.read_embeddings`), fewer
+            than two images, fewer than two classes, or no FAISS.
     """
-    from frpt_runtime.manifest import EMBEDDINGS_FILE, read_manifest
+    from frpt_runtime.manifest import read_embeddings
+    from frpt_runtime.search.recall import indexed_recall_at_k
 
-    manifest = read_manifest(out_dir)
-    path = Path(out_dir) / EMBEDDINGS_FILE
-    try:
-        embeddings = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FrptError(f"cannot read {path} ({type(exc).__name__}): run frpt-embed to write it") from None
-    images = manifest.get("images", [])
-    if embeddings.ndim != 2 or embeddings.shape[0] != len(images) or len(images) < 2:
-        raise FrptError(f"{path} has shape {embeddings.shape} but the manifest lists {len(images)} images")
+    embeddings, manifest = read_embeddings(out_dir)  # the checked pair (hash, shape, finite values)
+    images = manifest["images"]
+    if len(images) < 2:
+        raise FrptError(f"{out_dir} holds {len(images)} embedded images: Recall@K needs at least two")
     folders = [PurePosixPath(p).parent.as_posix() for p in images]
     index = {name: i for i, name in enumerate(sorted(set(folders)))}
     if len(index) < 2:  # every image its own class's only neighbour: Recall@K would read 100 % and mean nothing
@@ -85,7 +84,7 @@ def recall_from_embeddings(out_dir: str | Path, ks: Sequence[int] = DEFAULT_KS) 
             "subfolders (ROOT/<class>/<image>); run frpt-embed on their parent folder"
         )
     labels = np.array([index[f] for f in folders])
-    result: dict[str, float] = dict(recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
+    result: dict[str, float] = dict(indexed_recall_at_k(embeddings, labels, [k for k in ks if k < len(images)]))
     result.update(images=len(images), classes=len(index))
     return result
 

@@ -1,7 +1,7 @@
 """Parity maths: how close a backend's embeddings are to PyTorch's (numpy only, torch-free).
 
 One module owns the thresholds and the statistics so tests, ``frpt-export parity``, ``frpt-verify`` and
-the reports agree to the digit (DESIGN.md §3). Statistics follow Polygraphy's comparison output
+the reports agree to the digit (docs/design.md §5). Statistics follow Polygraphy's comparison output
 (max / median / p99 of ``|Δ|``) plus cosine similarity, NaN/Inf counts and top-1 neighbour agreement.
 
 Inputs are ``[M, D]`` float arrays of embeddings for the same ``M`` images, reference (PyTorch fp32)
@@ -201,7 +201,7 @@ def _check_inputs(reference: np.ndarray, candidate: np.ndarray, precision: str) 
 
 
 def _verdict(precision: str, max_abs: float, min_cos: float, top1: float | None, non_finite: int) -> bool:
-    """The shared thresholds of DESIGN.md §3 applied to the statistics."""
+    """The shared thresholds of docs/design.md §5 applied to the statistics."""
     if non_finite:
         return False
     if precision == Precision.fp32:

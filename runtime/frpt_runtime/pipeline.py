@@ -9,6 +9,9 @@ resumed at chunk ``k`` feeds the model exactly the batches an uninterrupted run 
 Threads decode (PIL releases the GIL while decoding and resizing); a feeder thread keeps at most
 ``workers * 4`` decodes in flight and assembles chunks in order into a queue of ``depth`` batches, so
 decoding overlaps the backend's copy + compute of earlier batches.
+
+PIL's ``DecompressionBombWarning`` is silenced here, once: the decoder's own pixel budget decides which files
+are too large (they are skipped and listed with the reason), so PIL's warning on stderr says nothing new.
 """
 
 from __future__ import annotations
@@ -16,17 +19,23 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from frpt_runtime.families.frpt import FRPTConfig
 from frpt_runtime.images import ImageDecodeError, load_image
 
 __all__ = ["Batch", "BatchPipeline"]
+
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass
@@ -87,6 +96,22 @@ class BatchPipeline:
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._feeder: threading.Thread | None = None
+
+    @classmethod
+    def for_config(
+        cls, paths: Sequence[Path], config: FRPTConfig, *, batch: int, workers: int = 4, start_chunk: int = 0
+    ) -> BatchPipeline:
+        """The pool that feeds a model of ``config``: its input size, crop and decoder (``exact`` | ``fast``)."""
+        decode = partial(load_image, decoder=config.decoder)
+        return cls(
+            paths,
+            config.input_size,
+            config.crop_pct,
+            batch=batch,
+            workers=workers,
+            start_chunk=start_chunk,
+            decode=decode,
+        )
 
     def __enter__(self) -> BatchPipeline:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frpt-decode")

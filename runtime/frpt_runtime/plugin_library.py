@@ -19,8 +19,8 @@ Search order of the file (first hit wins; an explicit choice that does not exist
 
 1. the ``path`` argument;
 2. the environment variable ``FRPT_PLUGIN_LIB``;
-3. the packaged location (``libfrpt_plugins.so`` beside this module), then a source checkout's
-   ``plugins/build/libfrpt_plugins.so``.
+3. the packaged location (``libfrpt_plugins.so`` beside this module), then :func:`user_plugin_dir` (where
+   ``frpt-export build-plugin`` builds it by default), then a source checkout's ``plugins/build/libfrpt_plugins.so``.
 """
 
 from __future__ import annotations
@@ -32,28 +32,43 @@ import re
 from pathlib import Path
 from types import ModuleType
 
+from frpt_runtime.contract import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from frpt_runtime.errors import FrptError
 
-__all__ = ["ENV_VAR", "LIBRARY_NAME", "default_locations", "find_plugin_library", "load_plugin_library"]
+__all__ = [
+    "ENV_VAR",
+    "LIBRARY_NAME",
+    "default_locations",
+    "find_plugin_library",
+    "load_plugin_library",
+    "user_plugin_dir",
+]
 
 ENV_VAR = "FRPT_PLUGIN_LIB"
 LIBRARY_NAME = "libfrpt_plugins.so"
-PLUGIN_ID = ("InhomogeneousSample", "1", "frpt")
+PLUGIN_ID = (PLUGIN_OP, PLUGIN_VERSION, PLUGIN_NAMESPACE)  # the registry's key: name, version, namespace
 _EXPORTS = ("getCreators", "frptPluginRegistered", "frptPluginTensorRTVersion", "frptLoadIntoRegistry")
 # frptLoadIntoRegistry's results (frpt::kLOAD_* in inhomogeneousSamplePlugin.h).
 _LOAD_OK, _LOAD_FAILED, _LOAD_OTHER_COPY = 0, 1, 2
 _BUILD_HINT = (
-    "build it with `cmake -S plugins -B plugins/build && cmake --build plugins/build` "
-    f"(see plugins/README.md) or set {ENV_VAR}=/path/to/{LIBRARY_NAME}"
+    "build it with `frpt-export build-plugin [--tensorrt-root DIR]` (or, in a checkout, `cmake -S plugins -B "
+    f"plugins/build && cmake --build plugins/build`; see plugins/README.md) or set {ENV_VAR}=/path/to/{LIBRARY_NAME}"
 )
 _LIBNVINFER = re.compile(r"^libnvinfer\.so(\.\d+)*$")
 _loaded: dict[Path, ctypes.CDLL] = {}
 
 
+def user_plugin_dir() -> Path:
+    """The folder ``frpt-export build-plugin`` builds into by default: ``$XDG_DATA_HOME/frpt-toolkit/plugins``
+    (``~/.local/share/frpt-toolkit/plugins`` when ``XDG_DATA_HOME`` is unset or empty)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "frpt-toolkit" / "plugins"
+
+
 def default_locations() -> list[Path]:
     """Where the library is looked for when neither a path nor ``FRPT_PLUGIN_LIB`` is given, in order."""
     here = Path(__file__).resolve().parent
-    return [here / LIBRARY_NAME, here.parents[1] / "plugins" / "build" / LIBRARY_NAME]
+    return [here / LIBRARY_NAME, user_plugin_dir() / LIBRARY_NAME, here.parents[1] / "plugins" / "build" / LIBRARY_NAME]
 
 
 def _requested(path: str | os.PathLike | None) -> tuple[Path | None, str]:
@@ -124,7 +139,8 @@ def _check_abi(lib: Path, built: tuple[int, int], running: tuple[int, int], wher
         raise FrptError(
             f"{lib} was built against TensorRT {built[0]}.{built[1]} but this process runs TensorRT "
             f"{running[0]}.{running[1]} ({where}); plugin interfaces differ between TensorRT majors: rebuild it "
-            f"against TensorRT {running[0]}: `cmake -S plugins -B plugins/build -DTensorRT_ROOT=<TensorRT "
+            f"against TensorRT {running[0]}: `frpt-export build-plugin --tensorrt-root <TensorRT {running[0]}.x "
+            f"prefix>`, or in a checkout `cmake -S plugins -B plugins/build -DTensorRT_ROOT=<TensorRT "
             f"{running[0]}.x prefix> && cmake --build plugins/build`"
         )
 

@@ -82,7 +82,9 @@ def sampling_grid(saliency: np.ndarray, pad: int, fwhm: float, out_hw: tuple[int
     """Saliency float32 ``[N, 1, g, g]`` -> sampling grid float32 ``[N, out_h, out_w, 2]`` ``(x, y)`` in [-1, 1].
 
     The coarse ``g x g`` grid in the matrix form above, upsampled bilinearly (align_corners=False); float32
-    arithmetic on float32 constants, as the standard ONNX lowering computes it.
+    arithmetic on float32 constants, as the standard ONNX lowering computes it. A non-finite saliency (NaN, Inf, or
+    all zeros: 0/0) gives NaN grid points; the upsampling MatMul spreads one NaN cell over the whole grid, where the
+    reference's interpolation keeps it local — either way the output is NaN, never silently finite.
     """
     g = saliency.shape[-1]
     m, mc = blur_matrices(g, pad, fwhm)
@@ -90,10 +92,11 @@ def sampling_grid(saliency: np.ndarray, pad: int, fwhm: float, out_hw: tuple[int
     uh = bilinear_resize_matrix(g, out_hw[0], False).astype(np.float32)
     uw = bilinear_resize_matrix(g, out_hw[1], False).astype(np.float32)
     a = saliency.astype(np.float32)[:, 0]
-    ma = m32 @ a
-    den = ma @ m32.T
-    gx = np.clip((ma @ d32.T) / den, -1.0, 1.0)
-    gy = np.clip((d32 @ a @ m32.T) / den, -1.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 and inf/inf give NaN, as in the reference
+        ma = m32 @ a
+        den = ma @ m32.T
+        gx = np.clip((ma @ d32.T) / den, -1.0, 1.0)
+        gy = np.clip((d32 @ a @ m32.T) / den, -1.0, 1.0)
     return np.stack((uh @ gx @ uw.T, uh @ gy @ uw.T), axis=-1).astype(np.float32)
 
 
@@ -105,9 +108,12 @@ def grid_sample_bilinear(image: np.ndarray, grid: np.ndarray) -> np.ndarray:
         grid: float32 ``[N, h, w, 2]`` ``(x, y)`` in [-1, 1].
 
     Returns:
-        float32 ``[N, C, h, w]``; corners outside the image contribute nothing (zeros padding).
+        float32 ``[N, C, h, w]``; corners outside the image contribute nothing (zeros padding); a non-finite grid
+        point gives NaN in every channel, as PyTorch's ``grid_sample`` does.
     """
     n, c, h, w = image.shape
+    bad = ~np.isfinite(grid).all(axis=-1)  # [N, h, w]
+    grid = np.where(bad[..., None], 0.0, grid)
     ix = (grid[..., 0] + 1.0) / 2.0 * (w - 1)
     iy = (grid[..., 1] + 1.0) / 2.0 * (h - 1)
     x0, y0 = np.floor(ix), np.floor(iy)
@@ -120,6 +126,7 @@ def grid_sample_bilinear(image: np.ndarray, grid: np.ndarray) -> np.ndarray:
         values = image[batch, :, np.clip(cy, 0, h - 1), np.clip(cx, 0, w - 1)]  # [N, h, w, C]
         contribution = np.where(inside[..., None], values * weight[..., None], 0.0)  # no NaN from skipped corners
         out += np.moveaxis(contribution, -1, 1).astype(np.float32)
+    out[np.broadcast_to(bad[:, None], out.shape)] = np.nan
     return out
 
 
@@ -127,5 +134,5 @@ def inhomogeneous_sample(
     image: np.ndarray, saliency: np.ndarray, out_hw: tuple[int, int], pad: int, fwhm: float
 ) -> np.ndarray:
     """DPP structure modification in numpy: image float32 ``[N, C, H, W]`` + saliency float32 ``[N, 1, g, g]`` ->
-    float32 ``[N, C, out_h, out_w]`` (the plugin op's semantics, DESIGN.md §2)."""
+    float32 ``[N, C, out_h, out_w]`` (the plugin op's semantics, docs/design.md §4)."""
     return grid_sample_bilinear(image.astype(np.float32), sampling_grid(saliency, pad, fwhm, out_hw))

@@ -15,10 +15,11 @@ from frpt_export.families import frpt as frpt_family
 from frpt_export.graph import LowerOptions
 from frpt_runtime.errors import FrptError
 from frpt_runtime.families import family_of
+from frpt_runtime.families.frpt import FRPTConfig
 
 __all__ = ["FAMILY_LOWERINGS", "lower_model"]
 
-FAMILY_LOWERINGS: dict[str, ModuleType] = {"frpt": frpt_family}
+FAMILY_LOWERINGS: dict[str, ModuleType] = {FRPTConfig.family: frpt_family}
 
 
 def lower_model(model: nn.Module, options: LowerOptions) -> nn.Module:
@@ -28,6 +29,8 @@ def lower_model(model: nn.Module, options: LowerOptions) -> nn.Module:
         FrptError: a lowering the family does not have.
     """
     family = family_of(model.config)
+    if family not in FAMILY_LOWERINGS:
+        raise FrptError(f"this toolkit cannot export the {family!r} family: upgrade frpt-toolkit")
     module = FAMILY_LOWERINGS[family]
     if options.lowering not in module.LOWERINGS:
         have = ", ".join(str(lowering) for lowering in module.LOWERINGS)

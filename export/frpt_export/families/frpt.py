@@ -1,4 +1,4 @@
-"""Lowering of the FRPT family for export: the model with its lowerable submodules swapped (DESIGN.md §3).
+"""Lowering of the FRPT family for export: the model with its lowerable submodules swapped (docs/design.md §5).
 
 On a copy of the trained :class:`~frpt.model.FRPT` (the original is untouched):
 

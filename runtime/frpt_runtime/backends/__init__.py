@@ -40,6 +40,8 @@ def create_backend(
     if engine is not None and Path(engine).suffix.lower() == ONNX_SUFFIX:
         raise FrptError(f"{engine} is an ONNX file, not a TensorRT engine: pass it with --onnx")
     if onnx is not None:
+        if plugin_lib is not None:
+            raise FrptError("--plugin-lib applies to TensorRT engines only (ONNX Runtime runs the plugin node itself)")
         from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(onnx, providers=providers, device=device)

@@ -38,6 +38,10 @@ class ModelInfo:
         embedding_dim: ``D``.
         min_batch, max_batch: batch range the model accepts (``max_batch`` None: unbounded).
         detail: backend-specific facts for the manifest (providers, TensorRT version, GPU, ...).
+        onnx_sha256: for an engine, :func:`~frpt_runtime.onnx_files.model_sha256` of the ONNX model it was built
+            from (its sidecar's); ``None`` when the model file is itself the ONNX model (then ``sha256`` is that).
+        bundle_sha256: for an engine, the SHA-256 of the reference bundle its sidecar names, if any.
+        batch_hint: what to do about a batch over ``max_batch`` (completes the refusal message).
     """
 
     path: Path
@@ -48,6 +52,14 @@ class ModelInfo:
     min_batch: int = 1
     max_batch: int | None = None
     detail: tuple[tuple[str, str], ...] = ()
+    onnx_sha256: str | None = None
+    bundle_sha256: str | None = None
+    batch_hint: str = ""
+
+    @property
+    def export_sha256(self) -> str:
+        """The model hash a reference bundle must name: the ONNX model this file is, or was built from."""
+        return self.sha256 if self.onnx_sha256 is None else self.onnx_sha256
 
     @property
     def config(self) -> ModelConfig:
@@ -131,7 +143,7 @@ class Backend(abc.ABC):
         if info.max_batch is not None and batch > info.max_batch:
             raise FrptError(
                 f"batch {batch} exceeds the maximum {info.max_batch} of {self.path.name}: "
-                f"pass --batch-size {info.max_batch} or rebuild with a larger --max-batch"
+                f"pass --batch-size {info.max_batch}{info.batch_hint}"
             )
         if batch < info.min_batch:
             raise FrptError(f"batch {batch} is below the minimum {info.min_batch} of {self.path.name}")

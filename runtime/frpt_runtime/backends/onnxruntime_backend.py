@@ -15,7 +15,13 @@ batch-32 run plans (Lite0 FRPT at 224 px: ~0.28 instead of ~1.4 GiB of peak RSS)
 
 Devices (:mod:`frpt_runtime.devices`): ``auto``/``cpu`` run the CPU provider unless ``--providers`` names
 others; ``cuda[:N]`` defaults the providers to CUDA on GPU ``N``; a GPU device with only the CPU provider, or
-``cpu`` with a GPU provider, is refused.
+``cpu`` with a GPU provider, is refused, and so is a GPU ordinal this box does not have (where cuda-python can
+count the GPUs; elsewhere ONNX Runtime's own error is passed on in one line).
+
+Before the session sees the file, its external data is checked and hashed with it
+(:func:`frpt_runtime.onnx_files.model_sha256`). The batch is capped at :func:`max_batch_for` images: a batch
+holds ``batch x S x S`` input pixels and the activations grow with it, while a CPU gains nothing from batches
+past a few dozen (``--batch-size 5000`` was killed by the OOM killer at 23 GB).
 """
 
 from __future__ import annotations
@@ -29,27 +35,64 @@ import numpy as np
 
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME, ExportMetadata
-from frpt_runtime.custom_ops import CUSTOM_OP_NAME, register_custom_ops
-from frpt_runtime.devices import Device, parse_device
-from frpt_runtime.engine_sidecar import sha256_file
+from frpt_runtime.custom_ops import CUSTOM_OP_NAME, register_custom_ops, take_op_error
+from frpt_runtime.devices import PROVIDER_NAMES, Device, parse_device
 from frpt_runtime.errors import FrptError
+from frpt_runtime.onnx_files import model_sha256
 
-__all__ = ["CPU_RUN_PIXELS", "PROVIDER_ALIASES", "OnnxRuntimeBackend", "resolve_providers"]
+__all__ = [
+    "BATCH_PIXEL_BUDGET",
+    "CPU_RUN_PIXELS",
+    "PROVIDER_ALIASES",
+    "OnnxRuntimeBackend",
+    "max_batch_for",
+    "resolve_providers",
+]
 
 # Input pixels per ONNX Runtime run on the CPU provider: 8 images at 224 px (24 at 128 px, 2 at 448 px).
 CPU_RUN_PIXELS = 8 * 224 * 224
 
-PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-}
+# Input pixels per batch: 256 images at 224 px (64 at 448 px, 3136 at 64 px).
+BATCH_PIXEL_BUDGET = 256 * 224 * 224
+
+_FULL_NAMES = (
+    "CPUExecutionProvider",
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "TensorrtExecutionProvider",
+)
+PROVIDER_ALIASES = dict(zip(PROVIDER_NAMES, _FULL_NAMES, strict=True))
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def max_batch_for(input_size: int) -> int:
+    """The largest batch the ONNX Runtime backend takes for ``S = input_size``: ``BATCH_PIXEL_BUDGET // S**2``."""
+    return max(1, BATCH_PIXEL_BUDGET // (input_size * input_size))
+
+
+def _check_gpu_ordinal(device: Device, providers: list[Any]) -> None:
+    """Refuse ``cuda:N`` past the GPUs present, when a GPU provider is used and cuda-python can count them."""
+    if not any(isinstance(item, tuple) for item in providers):
+        return
+    from frpt_runtime import cuda_memory
+
+    try:
+        count = cuda_memory.device_count()
+    except FrptError:  # no cuda-python or no driver here: ONNX Runtime reports the device itself
+        return
+    if device.ordinal >= count:
+        raise FrptError(
+            f"--device {device}: CUDA device {device.ordinal} does not exist ({count} present): "
+            f"pass --device cuda:0..{count - 1}"
+        )
 
 
 def _import_onnxruntime() -> Any:
     return importlib.import_module("onnxruntime")  # a missing module names its extra (cli_common.run_command)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def resolve_providers(names: Sequence[str], available: Sequence[str], device: Device) -> list[Any]:
@@ -107,17 +150,22 @@ class OnnxRuntimeBackend(Backend):
     def _activate(self) -> ModelInfo:
         ort = _import_onnxruntime()
         providers = resolve_providers(self.providers, ort.get_available_providers(), self.device)
+        _check_gpu_ordinal(self.device, providers)
+        digest = model_sha256(self.path)  # checks the external data before ONNX Runtime opens any of it
         self._session = self._create_session(ort, providers)
         metadata = ExportMetadata.from_props(dict(self._session.get_modelmeta().custom_metadata_map), self.path)
+        size = metadata.config.input_size
         if self._session.get_providers()[0] == "CPUExecutionProvider":
-            self._run_images = max(1, CPU_RUN_PIXELS // metadata.config.input_size**2)
+            self._run_images = max(1, CPU_RUN_PIXELS // size**2)
         return ModelInfo(
             path=self.path,
-            sha256=sha256_file(self.path),
+            sha256=digest,
             backend=self.name,
             metadata=metadata,
-            embedding_dim=self._embedding_dim(metadata.config.input_size),
+            embedding_dim=self._embedding_dim(size),
+            max_batch=max_batch_for(size),
             detail=(("providers", ",".join(self._session.get_providers())), ("onnxruntime", ort.__version__)),
+            batch_hint=f" (the ONNX Runtime cap at {size} px: larger batches gain nothing and can exhaust memory)",
         )
 
     def _embedding_dim(self, size: int) -> int:
@@ -155,9 +203,12 @@ class OnnxRuntimeBackend(Backend):
             return ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own pybind types (Fail, InvalidGraph, ...)
             if CUSTOM_OP_NAME not in str(exc):
-                raise FrptError(f"ONNX Runtime cannot load {self.path}: {' '.join(str(exc).split())}") from None
+                raise FrptError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
         register_custom_ops(options, self.path)
-        return ort.InferenceSession(str(self.path), options, providers=providers)
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - as above, now with the custom op known
+            raise FrptError(f"ONNX Runtime cannot load {self.path}: {_one_line(exc)}") from None
 
     def _submit(self, images: np.ndarray) -> Pending:
         step = self._run_images or len(images)
@@ -167,7 +218,13 @@ class OnnxRuntimeBackend(Backend):
         binding = self._session.io_binding()
         binding.bind_cpu_input(INPUT_NAME, np.ascontiguousarray(images))
         binding.bind_output(OUTPUT_NAME, "cpu")
-        self._session.run_with_iobinding(binding)
+        try:
+            self._session.run_with_iobinding(binding)
+        except Exception as exc:  # noqa: BLE001 - ORT's pybind error types: a graph that cannot run these inputs
+            raise FrptError(f"ONNX Runtime failed to run {self.path.name}: {_one_line(exc)}") from None
+        problem = take_op_error()
+        if problem is not None:
+            raise FrptError(f"{self.path.name}: {problem}: re-export the model with frpt-export")
         return binding.copy_outputs_to_cpu()[0]
 
     def _close(self) -> None:

@@ -26,7 +26,8 @@ from frpt_runtime import cuda_memory as cm
 from frpt_runtime.backends.base import Backend, ModelInfo, Pending
 from frpt_runtime.contract import INPUT_NAME, OUTPUT_NAME
 from frpt_runtime.devices import parse_device
-from frpt_runtime.engine_sidecar import check_compatible, read_sidecar, sha256_file
+from frpt_runtime.digests import sha256_file
+from frpt_runtime.engine_sidecar import check_compatible, read_sidecar
 from frpt_runtime.errors import FrptError
 from frpt_runtime.trt_module import import_tensorrt
 
@@ -106,6 +107,9 @@ class TensorRTBackend(Backend):
             embedding_dim=dim,
             min_batch=sidecar.min_batch,
             max_batch=sidecar.max_batch,
+            onnx_sha256=sidecar.onnx_sha256,
+            bundle_sha256=sidecar.bundle_sha256,
+            batch_hint=" or rebuild with a larger --max-batch",
             detail=(
                 ("tensorrt", f"{flavour} {trt.__version__}"),
                 ("gpu", cm.device_name(self.device)),

@@ -13,12 +13,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from frpt_runtime.fields import FieldError, check_fields, choice, integer, number, sequence, string
+
 __all__ = [
     "BACKBONES",
     "BACKBONE_PIXEL_STATS",
     "DECODERS",
     "DPP_TAP_STRIDE",
     "DPP_VARIANTS",
+    "MAX_INPUT_SIZE",
     "MIN_INPUT_SIZE",
     "POOLINGS",
     "FRPTConfig",
@@ -38,9 +41,12 @@ POOLINGS = ("avg", "gem")
 # Resize + CenterCrop of the fully decoded image; "fast" = JPEG DCT-domain draft to >= 2x the resize target, then
 # only the crop box resized. Files written before the field existed were decoded "exact" and are read so.
 DECODERS = ("exact", "fast")
-# Smallest model input side: the stride-32 backbones leave a 1x1 final map at 32 px, whose InstanceNorm
-# normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px keeps 2x2.
+# Smallest input side of a NEW model (frpt-train): the stride-32 backbones leave a 1x1 final map at 32 px, whose
+# InstanceNorm normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px
+# keeps 2x2. Reading a config accepts any positive size, so files made before this limit keep working.
 MIN_INPUT_SIZE = 64
+# Largest model input side: a config read from a file may not make the runtime allocate unbounded batches.
+MAX_INPUT_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -92,20 +98,10 @@ class FRPTConfig:
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.input_size < MIN_INPUT_SIZE:
-            raise ValueError(f"input_size must be >= {MIN_INPUT_SIZE}, got {self.input_size}")
-        if self.dpp_variant not in DPP_VARIANTS:
-            raise ValueError(f"dpp_variant must be one of {DPP_VARIANTS}, got {self.dpp_variant!r}")
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.embedding_dim < 0:
-            raise ValueError(f"embedding_dim must be >= 0 (0 = no projection), got {self.embedding_dim}")
-        if self.grid < 2 or self.pad < 0 or self.fwhm <= 0:
-            raise ValueError(f"invalid geometry: grid={self.grid} pad={self.pad} fwhm={self.fwhm}")
+        try:
+            check_fields(dataclasses.asdict(self), _SPEC)
+        except FieldError as exc:
+            raise ValueError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -123,7 +119,7 @@ class FRPTConfig:
             raise ValueError(f"unknown FRPT config keys {unknown}: written by a newer toolkit?")
         kw = {"decoder": "exact", **data}  # written before the field existed: decoded exactly
         for key in ("pixel_mean", "pixel_std", "class_names"):
-            if key in kw:
+            if isinstance(kw.get(key), list):
                 kw[key] = tuple(kw[key])
         return cls(**kw)
 
@@ -133,3 +129,26 @@ class FRPTConfig:
 
     def replace(self, **changes: Any) -> FRPTConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The type and range of every field, checked on construction (so also on every config read from a file).
+_SPEC = {
+    "backbone": choice(BACKBONES),
+    "input_size": integer(1, MAX_INPUT_SIZE),  # MIN_INPUT_SIZE binds new models only (frpt.train)
+    "crop_pct": number(0, 1, low_open=True),
+    "decoder": choice(DECODERS),
+    "pixel_mean": sequence(number(), length=3),
+    "pixel_std": sequence(number(0, low_open=True), length=3),
+    "dpp_variant": choice(DPP_VARIANTS),
+    "grid": integer(2, 1024),
+    "pad": integer(0, 1024),
+    "fwhm": number(0, low_open=True),
+    "paper_kernel": integer(1, 1024),
+    "cah_reduction": integer(1),
+    "pooling": choice(POOLINGS),
+    "gem_p": number(0, low_open=True),
+    "embedding_dim": integer(0, 65536),
+    "num_classes": integer(1),
+    "class_names": sequence(string()),
+    "label_smoothing": number(0, 1, high_open=True),
+}
