@@ -174,6 +174,39 @@ def test_manifest_records_the_decoder(tmp_path: Path) -> None:
             )
 
 
+def test_pipelines_of_embed_and_search_decode_with_the_models_decoder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """frpt-embed and frpt-search queries feed the model what its config's decoder gives (an index and its queries
+    must see the same pixels)."""
+    from runtime_toys import make_image_folder, make_toy_onnx, toy_metadata
+
+    from frpt_runtime import pipeline
+    from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from frpt_runtime.image_files import list_images
+    from frpt_runtime.search.queries import embed_images
+
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(_photo(1200, 900)).save(photo, quality=90)
+    config = FRPTConfig(input_size=64, crop_pct=0.875)
+    for decoder in ("exact", "fast"):
+        with pipeline.BatchPipeline.for_config([photo], config.replace(decoder=decoder), batch=1, workers=1) as pool:
+            got = next(iter(pool)).images[0]
+        np.testing.assert_array_equal(got, load_image(photo, 64, 0.875, decoder))
+    assert not np.array_equal(load_image(photo, 64, 0.875, "exact"), load_image(photo, 64, 0.875, "fast"))
+
+    seen: list[str] = []
+    real = pipeline.load_image
+    monkeypatch.setattr(pipeline, "load_image", lambda *a, decoder: seen.append(decoder) or real(*a, decoder=decoder))
+    meta = toy_metadata()
+    meta["frpt.config"] = FRPTConfig.from_json(meta["frpt.config"]).replace(decoder="fast").to_json()
+    make_toy_onnx(tmp_path / "fast.onnx", metadata=meta)
+    paths = list_images(make_image_folder(tmp_path / "images", good=3))
+    with OnnxRuntimeBackend(tmp_path / "fast.onnx") as backend:  # load_image's own default is exact
+        kept, rows, _ = embed_images(paths, backend, batch=2, workers=1)
+    assert kept and rows.shape[0] == len(kept) and seen and set(seen) == {"fast"}
+
+
 def test_alpha_composite_in_strips_equals_the_whole_image() -> None:
     from frpt_runtime import images
 
