@@ -11,9 +11,10 @@ picks the mode. This script measures, in one run:
   decodes: max |Δ| of the L2-normalised embeddings, min cosine, top-1 neighbour agreement (``frpt_runtime.parity``);
 * **pathological-but-valid images** (``--rss``): peak RSS of ``frpt-embed`` (ONNX Runtime CPU, default batch and
   workers) on a folder of thin (1x40000, 40000x1), huge-but-valid (9000x9000 RGB and RGBA PNG, 80 M pixels each
-  under PIL's 89 M budget; 12 MP JPEGs), 16-bit and CMYK files, measured with ``os.wait4`` on that process alone.
+  under PIL's 89 M budget; 12 MP JPEGs), 16-bit and CMYK files, measured with ``os.wait4`` on that process alone,
+  and on 300 CUB-like JPEGs at the largest batch ONNX Runtime takes (its cap), each against issue 9's 1.5 GiB.
 
-Usage: ``python benchmarks/bench_decode.py [--size 224] [--cub 48] [--phone 6] [--reps 5] [--rss]``
+Usage: ``python benchmarks/bench_decode.py [--size 224] [--cub 48] [--phone 6] [--reps 5] [--rss | --rss-only]``
 """
 
 from __future__ import annotations
@@ -131,23 +132,40 @@ def pathological_folder(folder: Path) -> None:
     make_photos(folder / "phone", 4, (4000, 4000), seed=3)
 
 
+RSS_LIMIT_GIB = 1.5  # issue 9's acceptance: frpt-embed on pathological-but-valid images at the default batch
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, float, int]:
+    """Run ``cmd``; its peak RSS in GiB (``os.wait4`` on that process alone), wall seconds and exit code."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return usage.ru_maxrss / 2**20, time.perf_counter() - start, os.waitstatus_to_exitcode(status)
+
+
 def rss_rows(size: int) -> None:
-    """Peak RSS of ``frpt-embed`` on the pathological folder, per decoder, at the default batch and workers."""
+    """Peak RSS of ``frpt-embed`` against :data:`RSS_LIMIT_GIB`: the pathological folder per decoder at the default
+    batch and workers, then 300 CUB-like JPEGs at the largest batch ONNX Runtime accepts at ``size`` (its cap)."""
+    from frpt_runtime.backends.onnxruntime_backend import max_batch_for
+
+    embed = str(Path(sys.executable).with_name("frpt-embed"))
     with tempfile.TemporaryDirectory(prefix="frpt-decode-") as tmp:
         work = Path(tmp)
         pathological_folder(work / "images")
+        make_photos(work / "cub", 300, (450, 500), seed=5)
+        count = len(list((work / "images").rglob("*.*")))
+        cases = []
         for mode in DECODERS:
             onnx_path = work / f"{mode}.onnx"
             subprocess.run([sys.executable, __file__, "--export", str(onnx_path), str(size), mode], check=True)
-            cmd = [str(Path(sys.executable).with_name("frpt-embed")), str(work / "images"), "--onnx", str(onnx_path)]
-            start = time.perf_counter()
-            proc = subprocess.Popen([*cmd, "-o", str(work / f"emb_{mode}")], stdout=subprocess.DEVNULL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            print(
-                f"frpt-embed on {len(list((work / 'images').rglob('*.*')))} pathological files, decoder {mode}: "
-                f"peak RSS {usage.ru_maxrss / 2**20:.2f} GiB, {time.perf_counter() - start:.1f} s, "
-                f"exit {os.waitstatus_to_exitcode(status)}"
-            )
+            cases.append((f"{count} pathological files, decoder {mode}, batch 32", [work / "images", onnx_path]))
+        cap = max_batch_for(size)
+        cases.append((f"300 CUB-like JPEGs, decoder fast, batch {cap} (the cap)", [work / "cub", onnx_path, cap]))
+        for i, (name, (folder, model, *batch)) in enumerate(cases):
+            extra = ["--batch-size", str(batch[0])] if batch else []
+            gib, wall, code = peak_rss([embed, str(folder), "--onnx", str(model), "-o", str(work / f"e{i}"), *extra])
+            verdict = "ok" if gib <= RSS_LIMIT_GIB and code == 0 else "OVER" if code == 0 else f"exit {code}"
+            print(f"frpt-embed {name}: peak RSS {gib:.2f} GiB (limit {RSS_LIMIT_GIB}: {verdict}), {wall:.1f} s")
 
 
 def export_model(out: Path, size: int, decoder: str) -> None:
@@ -169,10 +187,14 @@ def main() -> None:
     parser.add_argument("--phone", type=int, default=6, help="12 MP JPEGs (4000x3000)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--rss", action="store_true", help="also peak RSS of frpt-embed on pathological images")
+    parser.add_argument("--rss-only", action="store_true", help="only the peak RSS rows")
     parser.add_argument("--export", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.export:
         export_model(Path(args.export[0]), int(args.export[1]), args.export[2])
+        return
+    if args.rss_only:
+        rss_rows(args.size)
         return
     with tempfile.TemporaryDirectory(prefix="frpt-decode-") as tmp:
         cub = make_photos(Path(tmp) / "cub", args.cub, (450, 500))
