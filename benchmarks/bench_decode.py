@@ -11,7 +11,7 @@ picks the mode. This script measures, in one run:
   decodes: max |Δ| of the L2-normalised embeddings, min cosine, top-1 neighbour agreement (``frpt_runtime.parity``);
 * **pathological-but-valid images** (``--rss``): peak RSS of ``frpt-embed`` (ONNX Runtime CPU, default batch and
   workers) on a folder of thin (1x40000, 40000x1), huge-but-valid (9000x9000 RGB and RGBA PNG, 80 M pixels each
-  under PIL's 89 M budget; 12 MP JPEGs), 16-bit and CMYK files, measured with ``os.wait4`` on that process alone,
+  under PIL's 89 M budget; 12 MP JPEGs), 16-bit and CMYK files, measured as that process's own VmHWM,
   and on 300 CUB-like JPEGs at the largest batch ONNX Runtime takes (its cap), each against issue 9's 1.5 GiB.
 
 Usage: ``python benchmarks/bench_decode.py [--size 224] [--cub 48] [--phone 6] [--reps 5] [--rss | --rss-only]``
@@ -135,12 +135,28 @@ def pathological_folder(folder: Path) -> None:
 RSS_LIMIT_GIB = 1.5  # issue 9's acceptance: frpt-embed on pathological-but-valid images at the default batch
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, float, int]:
-    """Run ``cmd``; its peak RSS in GiB (``os.wait4`` on that process alone), wall seconds and exit code."""
+# Runs frpt-embed's CLI in a fresh interpreter and reports that process's VmHWM at exit. Not os.wait4's ru_maxrss:
+# Linux folds the parent's high-water mark into a child's maxrss across fork + exec, so a child of this (large)
+# process would report at least this process's peak.
+_HWM_WRAPPER = (
+    "import atexit, sys\n"
+    "def _hwm():\n"
+    "    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "    sys.stderr.write(f'VMHWM_KIB {line.split()[1]}\\n')\n"
+    "atexit.register(_hwm)\n"
+    "from frpt_runtime.cli import embed_app\n"
+    "sys.argv = ['frpt-embed', *sys.argv[1:]]\n"
+    "embed_app()\n"
+)
+
+
+def peak_rss(args: list[str]) -> tuple[float, float, int]:
+    """Run ``frpt-embed ARGS``; its peak RSS in GiB (the process's own VmHWM), wall seconds and exit code."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return usage.ru_maxrss / 2**20, time.perf_counter() - start, os.waitstatus_to_exitcode(status)
+    done = subprocess.run([sys.executable, "-c", _HWM_WRAPPER, *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)  # fmt: skip
+    kib = [int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("VMHWM_KIB ")]
+    return (kib[-1] / 2**20 if kib else float("nan")), time.perf_counter() - start, done.returncode
 
 
 def rss_rows(size: int) -> None:
@@ -148,7 +164,6 @@ def rss_rows(size: int) -> None:
     batch and workers, then 300 CUB-like JPEGs at the largest batch ONNX Runtime accepts at ``size`` (its cap)."""
     from frpt_runtime.backends.onnxruntime_backend import max_batch_for
 
-    embed = str(Path(sys.executable).with_name("frpt-embed"))
     with tempfile.TemporaryDirectory(prefix="frpt-decode-") as tmp:
         work = Path(tmp)
         pathological_folder(work / "images")
@@ -163,7 +178,7 @@ def rss_rows(size: int) -> None:
         cases.append((f"300 CUB-like JPEGs, decoder fast, batch {cap} (the cap)", [work / "cub", onnx_path, cap]))
         for i, (name, (folder, model, *batch)) in enumerate(cases):
             extra = ["--batch-size", str(batch[0])] if batch else []
-            gib, wall, code = peak_rss([embed, str(folder), "--onnx", str(model), "-o", str(work / f"e{i}"), *extra])
+            gib, wall, code = peak_rss([str(folder), "--onnx", str(model), "-o", str(work / f"e{i}"), *extra])
             verdict = "ok" if gib <= RSS_LIMIT_GIB and code == 0 else "OVER" if code == 0 else f"exit {code}"
             print(f"frpt-embed {name}: peak RSS {gib:.2f} GiB (limit {RSS_LIMIT_GIB}: {verdict}), {wall:.1f} s")
 
