@@ -95,7 +95,9 @@ def main() -> None:
         train_seconds = time.perf_counter() - start
         if args.save_ckpt:
             save_checkpoint(model, args.save_ckpt)
-        test = ImageListDataset(load_split(root, "test"), args.input_size, model.config.crop_pct)
+        test = ImageListDataset(
+            load_split(root, "test"), args.input_size, model.config.crop_pct, decoder=model.config.decoder
+        )
         frpt_emb, labels = embed_dataset(model, test)
         rows = {
             "baseline (frozen GAP)": recall_at_k(baseline_embeddings(model, test), labels),

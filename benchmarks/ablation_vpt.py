@@ -124,7 +124,7 @@ def main() -> None:
                 root,
                 SyntheticSpec(train_per_class=args.train_per_class, test_per_class=args.test_per_class, seed=args.seed),
             )
-        test = ImageListDataset(load_split(root, "test"), args.input_size, base.crop_pct)
+        test = ImageListDataset(load_split(root, "test"), args.input_size, base.crop_pct, decoder=base.decoder)
         labels = np.array(test.split.labels)
         frozen = create_model(base.replace(num_prompt=0, prompt_depth=0, semantic_proxies=False)).eval()
         rows["frozen CLS"] = {

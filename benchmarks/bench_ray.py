@@ -136,7 +136,7 @@ def serial_steps(work: Path, dim: int, repeats: int) -> dict[str, float]:
     for _ in range(repeats):
         start = time.perf_counter()
         for path in photos:
-            load_image(path, info.config.input_size, info.config.crop_pct)
+            load_image(path, info.config.input_size, info.config.crop_pct, info.config.decoder)
         timings["decode_per_core_img_s"].append(len(photos) / (time.perf_counter() - start))
         start = time.perf_counter()
         scan_images(listing)

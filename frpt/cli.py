@@ -26,7 +26,7 @@ from frpt_runtime.cli_common import (
     run_command,
 )
 from frpt_runtime.contract import Family, StrChoice
-from frpt_runtime.families.frpt import BACKBONES, DPP_VARIANTS, POOLINGS
+from frpt_runtime.families.frpt import BACKBONES, DECODERS, DPP_VARIANTS, POOLINGS
 from frpt_runtime.families.vpt import VIT_BACKBONES
 
 __all__ = ["eval_app", "train_app"]
@@ -37,6 +37,7 @@ Optimizer = StrChoice("Optimizer", {name: name for name in OPTIMIZERS})
 PositiveMean = StrChoice("PositiveMean", {name: name for name in POSITIVE_MEANS})
 DppVariant = StrChoice("DppVariant", {name: name for name in DPP_VARIANTS})
 Pooling = StrChoice("Pooling", {name: name for name in POOLINGS})
+Decoder = StrChoice("Decoder", {name: name for name in DECODERS})
 Split = StrChoice("Split", {name: name for name in SPLITS})
 
 train_app = make_app(
@@ -151,6 +152,10 @@ def train_command(
         PositiveMean | None,
         typer.Option("--positive-mean", help=f"{VPT_ONLY}: Proxy-Anchor positive term over P+ (default) or all."),
     ] = None,
+    decoder: Annotated[
+        Decoder,
+        typer.Option("--decoder", help="fast (JPEG draft, crop box resized alone) or exact (torchvision's pixels)."),
+    ] = Decoder.fast,
     evaluate: Annotated[
         bool, typer.Option("--eval", help="Report Recall@K on the held-out test split afterwards.")
     ] = False,
@@ -169,7 +174,7 @@ def train_command(
             data, synthetic, synthetic_per_class, out, epochs, batch_size, lr, seed, input_size, value(backbone),
             backbone_weights, random_init, value(dpp_variant), value(pooling), cah_reduction, embedding_dim,
             label_smoothing, evaluate, device, family.value, value(recipe), value(optimizer), lr_proxy,
-            samples_per_class, num_prompt, prompt_depth, bitfit, semantic_proxies, value(positive_mean),
+            samples_per_class, num_prompt, prompt_depth, bitfit, semantic_proxies, value(positive_mean), decoder.value,
         )  # fmt: skip
         return emit_report(run_train_job(job, log=lambda line: typer.echo(line, err=True)), as_json, "frpt-train")
 

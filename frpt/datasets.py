@@ -24,16 +24,24 @@ class ImageListDataset(Dataset):
         split: paths and labels.
         size: model input side ``S``.
         crop_pct: centre-crop fraction (as the runtime).
+        decoder: the model config's ``decoder`` (``exact`` | ``fast``, as the runtime).
         hflip: randomly mirror images (training augmentation; the generator is torch's global one).
         cache: keep decoded images in memory after the first read (small datasets, several epochs).
     """
 
     def __init__(
-        self, split: RetrievalSplit, size: int, crop_pct: float, hflip: bool = False, cache: bool = True
+        self,
+        split: RetrievalSplit,
+        size: int,
+        crop_pct: float,
+        hflip: bool = False,
+        cache: bool = True,
+        decoder: str = "exact",
     ) -> None:
         self.split = split
         self.size = size
         self.crop_pct = crop_pct
+        self.decoder = decoder
         self.hflip = hflip
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
 
@@ -45,7 +53,7 @@ class ImageListDataset(Dataset):
             return self._cache[i]
         path = self.split.paths[i]
         try:
-            pixels = load_image(path, self.size, self.crop_pct)
+            pixels = load_image(path, self.size, self.crop_pct, self.decoder)
         except ImageDecodeError as exc:
             raise FrptError(f"{path}: {exc}") from None
         if self._cache is not None:

@@ -35,7 +35,7 @@ class TrainJob:
     ``family`` picks the model (:data:`frpt.families.FACTORIES`). FRPT-only: ``dpp_variant``, ``pooling``,
     ``cah_reduction``, ``label_smoothing``. VPT-only (:mod:`frpt.vpt.train_job`): ``recipe`` (the paper's settings
     per dataset, default ``cub``), ``optimizer``, ``lr_proxy``, ``samples_per_class``, ``num_prompt``,
-    ``prompt_depth``, ``bitfit``, ``semantic_proxies``, ``positive_mean``.
+    ``prompt_depth``, ``bitfit``, ``semantic_proxies``, ``positive_mean``. Both: ``decoder`` (``fast`` | ``exact``).
     """
 
     data: Path | None = None
@@ -67,6 +67,7 @@ class TrainJob:
     bitfit: bool | None = None
     semantic_proxies: bool | None = None
     positive_mean: str | None = None
+    decoder: str = "fast"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _frpt_config(job: TrainJob) -> FRPTConfig:
         return FRPTConfig(
             backbone=job.backbone,
             input_size=job.input_size,
+            decoder=job.decoder,
             pixel_mean=mean,
             pixel_std=std,
             dpp_variant=job.dpp_variant,
@@ -280,7 +282,8 @@ def _eval_checkpoint(job: EvalJob) -> dict[str, Any]:
         )
     recall = evaluate_recall(model, job.data, split=job.split, batch_size=job.batch_size)
     if job.show_warps:
-        dataset = ImageListDataset(load_split(job.data, job.split), model.config.input_size, model.config.crop_pct)
+        cfg = model.config
+        dataset = ImageListDataset(load_split(job.data, job.split), cfg.input_size, cfg.crop_pct, decoder=cfg.decoder)
         picks = torch.linspace(0, len(dataset) - 1, min(job.show_warps, len(dataset))).round().long().tolist()
         save_warp_grid(model, torch.stack([dataset[i][0] for i in picks]), job.out)
         recall["warps_png"] = str(job.out)

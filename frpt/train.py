@@ -129,7 +129,7 @@ def train(
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     model = create_model(config, backbone_weights=backbone_weights, random_init=random_init).to(device)
-    data = ImageListDataset(split, config.input_size, config.crop_pct, hflip=settings.hflip)
+    data = ImageListDataset(split, config.input_size, config.crop_pct, hflip=settings.hflip, decoder=config.decoder)
     loader = DataLoader(
         data,
         batch_size=settings.batch_size,
@@ -193,7 +193,8 @@ def evaluate_recall(
     Returns:
         ``{"recall@1": ..., "recall@2": ..., ...}`` plus ``"images"`` (count) and ``"classes"``.
     """
-    data = ImageListDataset(load_split(data_dir, split), model.config.input_size, model.config.crop_pct)
+    cfg = model.config
+    data = ImageListDataset(load_split(data_dir, split), cfg.input_size, cfg.crop_pct, decoder=cfg.decoder)
     embeddings, labels = embed_dataset(model, data, batch_size, device)
     usable = tuple(k for k in ks if k < len(labels))
     result: dict[str, float] = dict(recall_at_k(embeddings, labels, usable))

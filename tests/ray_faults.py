@@ -59,13 +59,13 @@ def _patch_decode(kind: str, name: str, marker: str | None) -> None:
 
     real = images.load_image
 
-    def load_image(path, size, crop_pct):
+    def load_image(path, size, crop_pct, decoder="exact"):
         if Path(path).name == name:
             if kind == "fail-decode":
                 raise RuntimeError(f"injected fault decoding {name}")
             if marker is not None and _first(marker):
                 os.kill(os.getpid(), signal.SIGKILL)
-        return real(path, size, crop_pct)
+        return real(path, size, crop_pct, decoder)
 
     images.load_image = load_image
 

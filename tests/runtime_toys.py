@@ -173,7 +173,7 @@ def expected_embeddings(folder: Path, weights: np.ndarray) -> tuple[list[str], n
     names, pixels = [], []
     for path in list_images(folder):
         try:
-            pixels.append(load_image(path, TOY_SIZE, 1.0))
+            pixels.append(load_image(path, TOY_SIZE, 1.0, FRPTConfig().decoder))  # the toy config's decoder
             names.append(path.relative_to(folder).as_posix())
         except ImageDecodeError:
             pass

@@ -7,6 +7,7 @@ image, and the config checks every file reader relies on (type, range, unknown k
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -81,7 +82,7 @@ def test_crop_pct_resizes_the_short_side_to_size_over_crop_pct(tmp_path, monkeyp
     path = tmp_path / "wide.png"
     Image.fromarray(np.zeros((40, 57, 3), np.uint8)).save(path)
     assert load_image(path, size=35, crop_pct=0.875).shape == (35, 35, 3)
-    assert seen == [resized_shape(57, 40, 40)] == [(57, 40)]
+    assert resized_shape(57, 40, 40) == (57, 40) and seen == []  # already the resize's size: left as it is
     seen.clear()
     Image.fromarray(np.zeros((57, 40, 3), np.uint8)).save(path)
     load_image(path, size=37, crop_pct=1.0)
@@ -89,13 +90,15 @@ def test_crop_pct_resizes_the_short_side_to_size_over_crop_pct(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize(
-    ("size", "crop_pct"), [(0, 0.5), (8, 0.0), (8, 1.01), (8, -0.5)], ids=["size-0", "pct-0", "pct-over-1", "pct<0"]
+    ("size", "crop_pct", "decoder"),
+    [(0, 0.5, "exact"), (8, 0.0, "exact"), (8, 1.01, "fast"), (8, -0.5, "exact"), (8, 0.5, "draft")],
+    ids=["size-0", "pct-0", "pct-over-1", "pct<0", "unknown-decoder"],
 )
-def test_bad_geometry_is_a_value_error(tmp_path, size, crop_pct):
+def test_bad_geometry_is_a_value_error(tmp_path, size, crop_pct, decoder):
     path = tmp_path / "a.png"
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(path)
-    with pytest.raises(ValueError, match=f"got size={size} crop_pct={crop_pct}"):
-        load_image(path, size=size, crop_pct=crop_pct)
+    with pytest.raises(ValueError, match=re.escape(f"got {size}, {crop_pct}, {decoder}")):
+        load_image(path, size=size, crop_pct=crop_pct, decoder=decoder)
 
 
 def test_crop_pct_of_one_is_accepted(tmp_path):
@@ -188,3 +191,14 @@ def test_decoder_error_without_a_message_is_named_by_its_type(tmp_path, monkeypa
     monkeypatch.setattr(images.Image, "open", silent)
     with pytest.raises(ImageDecodeError, match=r"^cannot decode: KeyError: KeyError$"):
         load_image(path, size=4, crop_pct=1.0)
+
+
+@pytest.mark.parametrize("family", ["frpt", "vpt"])
+def test_both_families_carry_the_decoder_and_refuse_an_unknown_one(family):
+    from frpt_runtime.families import config_class
+
+    cls = config_class(family)
+    assert cls().decoder == "fast" and cls(decoder="exact").decoder == "exact"
+    with pytest.raises(ValueError, match="decoder"):
+        cls(decoder="draft")
+    assert config_from_dict(family, cls(decoder="exact").to_dict(), "x.json").decoder == "exact"

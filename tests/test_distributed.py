@@ -146,3 +146,33 @@ def test_ray_missing_names_its_extra(tmp_path: Path) -> None:
     assert done.returncode == 2 and done.stderr.strip() == (
         "error: this command needs the Python package 'ray': pip install 'frpt-toolkit[ray]'"
     ), done.stderr
+
+
+@pytest.mark.parametrize("decoder", ["fast", "exact"])
+def test_decode_stage_decodes_as_the_model_config_says(tmp_path: Path, decoder: str) -> None:
+    """The Ray decode task feeds the model as frpt-embed's pipeline does, decoder included: a large JPEG decodes
+    differently under ``fast`` (draft) and ``exact``, and the task's pixels equal the pipeline's for that config."""
+    import json
+
+    from PIL import Image
+
+    from frpt_runtime.distributed.stages import decode_chunk
+    from frpt_runtime.families.frpt import FRPTConfig
+    from frpt_runtime.pipeline import BatchPipeline
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 256, (900, 700, 3), dtype=np.uint8)).save(path, quality=90)
+    paths = [path, path]
+    configs = {name: FRPTConfig(input_size=64, decoder=name) for name in ("fast", "exact")}
+    row = {"shard": 0, "chunk": 0, "paths": json.dumps([str(p) for p in paths])}
+    out = decode_chunk(row, config=configs[decoder], workers=1)
+    assert out["error"] == "" and out["rows"] == 2
+    pixels = np.frombuffer(out["pixels"], np.uint8).reshape(2, 64, 64, 3)
+    expected = {}
+    for name, config in configs.items():
+        with BatchPipeline.for_config(paths, config, batch=2, workers=1) as pipeline:
+            (decoded,) = list(pipeline)
+        expected[name] = decoded.images
+    assert not np.array_equal(expected["fast"], expected["exact"])  # the case tells the decoders apart
+    np.testing.assert_array_equal(pixels, expected[decoder])

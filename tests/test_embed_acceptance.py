@@ -102,7 +102,8 @@ def test_frpt_embed_real_model_bad_files_parity_and_resume(exported, tmp_path: P
     assert {item["path"] for item in manifest["skipped"]} == {"corrupt.jpg", "zero.jpg", "readme.png"}
     assert all(item["reason"] for item in manifest["skipped"])
 
-    pixels = np.stack([load_image(folder / name, SIZE, model.config.crop_pct) for name in manifest["images"]])
+    cfg = model.config
+    pixels = np.stack([load_image(folder / name, SIZE, cfg.crop_pct, cfg.decoder) for name in manifest["images"]])
     with torch.no_grad():
         reference = model.embed_uint8(torch.from_numpy(pixels)).numpy()
     embeddings = np.load(full / "embeddings.npy")

@@ -18,7 +18,7 @@ from frpt.model import create_model
 from frpt_export.families import lower_model
 from frpt_export.graph import LowerOptions
 from frpt_export.lowering import HalfBackbone
-from frpt_export.onnx_export import ExportReport, export_onnx
+from frpt_export.onnx_export import ExportReport, _trace, export_onnx
 from frpt_export.onnx_meta import read_graph_facts
 from frpt_export.reference import reference_images, split_batches
 from frpt_runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -116,6 +116,58 @@ def test_fp16_graph_precision_placement(exports):
     assert types["images"] == onnx.TensorProto.UINT8 and types["embedding"] == f32
     fp32_types, fp32_graph = _elem_types(exports[("standard", "fp32")].onnx_path)
     assert f16 not in {fp32_types[n.input[1]] for n in fp32_graph.node if n.op_type == "Conv"}
+
+
+COMPUTE_OPS = {"Conv", "Clip", "Add", "Sub", "Mul", "Div", "MatMul", "Gemm", "GridSample", "InstanceNormalization"}
+COMPUTE_OPS |= {"Softmax", "ReduceMean", "ReduceL2", "Sigmoid", "Relu", "InhomogeneousSample"}
+
+
+def _dtype_signature(proto) -> dict[str, list[tuple[int, ...]]]:
+    """Per compute op type: the set of input dtypes of each such node (the optimiser may drop a zero Conv bias)."""
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update({i.name: i.data_type for i in graph.initializer})
+    types.update({n.output[0]: n.attribute[0].t.data_type for n in graph.node if n.op_type == "Constant"})
+    signature: dict[str, list[tuple[int, ...]]] = {}
+    for node in graph.node:
+        if node.op_type in COMPUTE_OPS:
+            signature.setdefault(node.op_type, []).append(
+                tuple(sorted({types.get(name, 0) for name in node.input if name}))
+            )
+    return {op: sorted(items) for op, items in signature.items()}
+
+
+@pytest.mark.parametrize("lowering", ["standard", "plugin"])
+def test_optimiser_keeps_every_ops_precision(model, exports, lowering):
+    """No fp16 -> fp32 drift (or back): each compute op keeps the input dtypes it had in the raw trace."""
+    raw = _trace(lower_model(model, LowerOptions(Lowering(lowering), Precision.fp16)), SIZE, 17, Lowering(lowering))
+    optimised = onnx.load(exports[(lowering, "fp16")].onnx_path)
+    assert _dtype_signature(optimised) == _dtype_signature(raw)
+    f16 = onnx.TensorProto.FLOAT16
+    assert sum(types == (f16,) for types in _dtype_signature(optimised)["Conv"]) > 40  # the full pass, in half
+
+
+def test_graph_is_lean_by_construction_and_names_stay_readable(exports):
+    """No shape arithmetic, padding subgraphs, Constant or Identity nodes; every node named after its module."""
+    for (lowering, precision), report in exports.items():
+        graph = onnx.load(report.onnx_path).graph
+        ops = [n.op_type for n in graph.node]
+        assert not {"Pad", "Ceil", "Constant", "Identity", "ConstantOfShape", "Slice"} & set(ops), (lowering, precision)
+        assert ops.count("Shape") <= 1 and ops.count("Cast") == (1 if precision == "fp32" else 3)
+        names = [n.name for n in graph.node]
+        assert all(name.startswith("/") for name in names) and len(set(names)) == len(names)
+        assert any(n.name == "/stages.1/stages.1.0/conv_dw/Conv" for n in graph.node if n.op_type == "Conv")
+
+
+def test_node_count_within_ten_percent_of_onnxslim(exports):
+    """Acceptance of the lean graph: a general simplifier finds (almost) nothing left to remove."""
+    onnxslim = pytest.importorskip("onnxslim")
+    for key, report in exports.items():
+        proto = onnx.load(report.onnx_path)
+        slim = onnxslim.slim(onnx.load(report.onnx_path))
+        assert len(proto.graph.node) <= 1.1 * len(slim.graph.node), key
+        assert report.num_nodes == len(proto.graph.node)
 
 
 def test_all_half_saliency_option(model):

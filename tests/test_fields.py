@@ -65,6 +65,8 @@ def _edited_config(tmp_path: Path, **changes: object) -> Path:
         ({"crop_pct": 0}, "crop_pct must be a number in (0, 1], got 0"),
         ({"crop_pct": 2.0}, "crop_pct must be a number in (0, 1], got 2.0"),
         ({"input_size": float(TOY_SIZE)}, f"input_size must be an integer in [1, 4096], got {float(TOY_SIZE)}"),
+        ({"decoder": "draft"}, "decoder must be one of exact, fast, got 'draft'"),
+        ({"decoder": None}, "decoder must be one of exact, fast, got None"),
     ],
 )
 def test_bad_metadata_is_one_line_for_verify_and_embed_alike(tmp_path: Path, changes: dict, message: str) -> None:

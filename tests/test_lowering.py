@@ -9,7 +9,14 @@ from skimage import data
 from torch import nn
 
 from frpt.sampling import coarse_grid, inhomogeneous_sample, upsample_grid
-from frpt_export.lowering import MatMulSaliencyMap, MatMulSampler, OnnxInstanceNorm, make_sampler
+from frpt_export.lowering import (
+    MatMulSaliencyMap,
+    MatMulSampler,
+    OnnxInstanceNorm,
+    StaticPadConv2d,
+    make_sampler,
+    static_same_padding,
+)
 from frpt_runtime.contract import Lowering
 from frpt_runtime.custom_ops import register_custom_ops
 
@@ -175,3 +182,46 @@ def test_onnx_instance_norm_swapped_into_cah_equals_model_cah():
     cah.norm = OnnxInstanceNorm()
     got = cah(features)
     assert (got - want).abs().max().item() <= 1e-5
+
+
+def test_static_same_padding_is_exact_and_exports_one_conv_per_convolution(lite0_pretrained, tmp_path):
+    """timm's TF-"same" convolutions (5 on Lite0: the stem and the 4 stride-2 depthwise ones) are swapped in a copy
+    for fixed-padding ones: bit-identical outputs at the input size, one ONNX Conv each (asymmetric pads), no
+    Shape/Ceil/Pad arithmetic; another input size is refused; a bias is carried."""
+    import copy
+
+    from timm.layers import Conv2dSame
+
+    backbone = copy.deepcopy(lite0_pretrained)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        want = backbone.forward_features(x)
+        assert static_same_padding(backbone, lambda: backbone.forward_features(x[:1])) == 5
+        got = backbone.forward_features(x)
+    assert torch.equal(got, want)
+    assert not any(isinstance(m, Conv2dSame) for m in backbone.modules())
+    assert sum(isinstance(m, Conv2dSame) for m in lite0_pretrained.modules()) == 5  # the original is untouched
+    stem = backbone.stages[0][0]
+    assert isinstance(stem, StaticPadConv2d) and stem.pads == (0, 1, 0, 1)
+    with pytest.raises(ValueError, match="padding fixed for a"):
+        backbone.forward_features(torch.zeros(1, 3, 64, 64))
+
+    conv = Conv2dSame(3, 4, 5, stride=2, bias=True)
+    fixed = StaticPadConv2d(conv, (13, 10))
+    image = torch.randn(1, 3, 13, 10)
+    assert fixed.pads == (1, 2, 2, 2) and torch.equal(fixed(image), conv(image))
+    _export(fixed, (image,), ["x"], tmp_path / "conv.onnx")
+    graph = onnx.load(tmp_path / "conv.onnx").graph
+    (node,) = graph.node
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert node.op_type == "Conv" and len(node.input) == 3 and attrs["pads"] == [2, 1, 2, 2]
+    onnx_out = create_session(tmp_path / "conv.onnx").run(None, {"x": image.numpy()})[0]
+    np.testing.assert_allclose(onnx_out, conv(image).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_static_same_padding_refuses_a_convolution_the_probe_did_not_fix():
+    from timm.layers import Conv2dSame
+
+    net = nn.Sequential(Conv2dSame(3, 3, 3, stride=2), Conv2dSame(3, 3, 3, stride=2))
+    with pytest.raises(ValueError, match="input sizes"):
+        static_same_padding(net, lambda: net[0](torch.zeros(1, 3, 8, 8)))

@@ -15,15 +15,24 @@ Each module replaces the model's submodule of the same role with the same signat
 * :class:`OnnxInstanceNorm` for ``model.cah.norm``: one ``InstanceNormalization`` node (the model writes the
   statistics out by hand, which would export as a ReduceMean/Sub/Mul chain);
 * :class:`HalfBackbone` for ``model.backbone`` in fp16 graphs: the full pass in half between two Casts, the
-  saliency pass in float32 or half.
+  saliency pass in float32 or half;
+* :class:`StaticPadConv2d` for each of timm's TF-"same" :class:`~timm.layers.Conv2dSame` inside the backbone
+  (:func:`static_same_padding`): the padding timm computes from the input's shape at run time (traced as a
+  Shape/Gather/Ceil/Clip/Pad subgraph per convolution, 18 of them on EfficientNet-Lite0) is fixed at the model's
+  input size, and the convolution exports as one ``Conv`` node with asymmetric ``pads``. timm's own export form
+  (``Conv2dSameExport``, behind ``set_layer_config(exportable=True)`` and a private module flag that timm 1.0.31
+  leaves off) pads with ``nn.ZeroPad2d``, which the TorchScript exporter still traces as a
+  ConstantOfShape/Concat/Reshape/Slice/Transpose subgraph per convolution (its reversed Slice is not folded).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Conv2dSame, get_same_padding
 from torch import Tensor, nn
 
 from frpt.cah import IN_EPS
@@ -31,7 +40,16 @@ from frpt.sampling import inhomogeneous_sample
 from frpt_runtime.contract import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, Lowering
 from frpt_runtime.sampling_matrices import bilinear_resize_matrix, blur_matrices
 
-__all__ = ["HalfBackbone", "MatMulSaliencyMap", "MatMulSampler", "OnnxInstanceNorm", "PluginSampler", "make_sampler"]
+__all__ = [
+    "HalfBackbone",
+    "MatMulSaliencyMap",
+    "MatMulSampler",
+    "OnnxInstanceNorm",
+    "PluginSampler",
+    "StaticPadConv2d",
+    "make_sampler",
+    "static_same_padding",
+]
 
 
 def _constant(matrix) -> Tensor:
@@ -178,3 +196,97 @@ def make_sampler(lowering: Lowering, grid: int, pad: int, fwhm: float, out_hw: t
     if lowering == Lowering.standard:
         return MatMulSampler(grid, pad, fwhm, out_hw)
     return PluginSampler(pad, fwhm, out_hw)
+
+
+class _PaddedConv(torch.autograd.Function):
+    """Eager: zero padding then ``conv2d``. Export: one ONNX ``Conv`` whose ``pads`` hold the (asymmetric) padding."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, conv: StaticPadConv2d) -> Tensor:
+        return F.conv2d(F.pad(x, conv.pads), weight, bias, conv.stride, 0, conv.dilation, conv.groups)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, conv: StaticPadConv2d):
+        left, right, top, bottom = conv.pads
+        inputs = (x, weight) if bias is None else (x, weight, bias)
+        return g.op(
+            "Conv",
+            *inputs,
+            kernel_shape_i=list(conv.kernel_size),
+            pads_i=[top, left, bottom, right],
+            strides_i=list(conv.stride),
+            dilations_i=list(conv.dilation),
+            group_i=conv.groups,
+        )
+
+
+class StaticPadConv2d(nn.Conv2d):
+    """A TF-"same" convolution whose padding is fixed for one input size (the export form of ``Conv2dSame``).
+
+    Args:
+        conv: the ``Conv2dSame`` to replace (weights are copied, the original is not changed).
+        input_hw: the spatial size of the input it sees at the model's input size.
+
+    Shapes: ``[N, C_in, h, w]`` (``(h, w) == input_hw``) -> ``[N, C_out, ceil(h / s), ceil(w / s)]``, any float dtype.
+    """
+
+    def __init__(self, conv: nn.Conv2d, input_hw: tuple[int, int]) -> None:
+        groups, bias = conv.groups, conv.bias is not None
+        super().__init__(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation, groups, bias
+        )
+        self.load_state_dict(conv.state_dict())
+        self.to(conv.weight.dtype).requires_grad_(False)
+        pad_h, pad_w = (
+            get_same_padding(size, kernel, stride, dilation)
+            for size, kernel, stride, dilation in zip(
+                input_hw, conv.kernel_size, conv.stride, conv.dilation, strict=True
+            )
+        )
+        self.input_hw = tuple(input_hw)
+        self.pads = (
+            pad_w // 2,
+            pad_w - pad_w // 2,
+            pad_h // 2,
+            pad_h - pad_h // 2,
+        )  # F.pad order: left, right, top, bottom
+
+    def forward(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[-2:]) != self.input_hw:
+            raise ValueError(f"padding fixed for a {self.input_hw} input, got {tuple(x.shape[-2:])}")
+        return _PaddedConv.apply(x, self.weight, self.bias, self)
+
+
+def static_same_padding(module: nn.Module, run: Callable[[], object]) -> int:
+    """Swap every ``Conv2dSame`` inside ``module`` for a :class:`StaticPadConv2d` at the sizes ``run()`` shows it.
+
+    Args:
+        module: changed in place (pass the export copy, never the trained model).
+        run: one forward pass at the model's input size (e.g. ``forward_features`` on a zero image).
+
+    Returns:
+        How many convolutions were swapped.
+
+    Raises:
+        ValueError: a convolution ``run`` gave two input sizes, or never reached (its padding cannot be fixed).
+    """
+    seen: dict[str, set[tuple[int, int]]] = {}
+    convs = {name: conv for name, conv in module.named_modules() if isinstance(conv, Conv2dSame)}
+
+    def record(name: str) -> Callable[..., None]:
+        return lambda _module, args: seen.setdefault(name, set()).add(tuple(args[0].shape[-2:]))
+
+    hooks = [conv.register_forward_pre_hook(record(name)) for name, conv in convs.items()]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, conv in convs.items():
+        sizes = seen.get(name, set())
+        if len(sizes) != 1:
+            raise ValueError(f"{name}: cannot fix its padding, the probe pass gave input sizes {sorted(sizes)}")
+        parent, _, child = name.rpartition(".")
+        setattr(module.get_submodule(parent), child, StaticPadConv2d(conv, sizes.pop()))
+    return len(convs)

@@ -4,7 +4,8 @@ Graph: ``images`` uint8 ``[N, S, S, 3]`` -> the model's own ``prepare`` (Cast ->
 (x - mean)/std) and ``embed`` chain, on a copy whose lowerable submodules the family's lowering swapped
 (:mod:`frpt_export.families`) -> ``embedding`` float32 ``[N, D]``; batch axis dynamic; legacy TorchScript exporter at
 opset 17 (GridSample needs >= 16; opset 20 renamed its mode and TensorRT's parser falls back to nearest,
-NVIDIA/TensorRT#4646).
+NVIDIA/TensorRT#4646), with its constant folding, then :func:`~frpt_export.graph_optimizer.optimize_graph`
+(the onnxscript optimiser; why that one: its module docstring).
 
 FP16: expressed in the graph by the family's lowering (explicit Casts at known places), not by NVIDIA ModelOpt
 AutoCast. Why: ``nvidia-modelopt`` drags a large dependency tree (and its own torch/onnx pins) into the exporter
@@ -45,6 +46,7 @@ from torch import nn
 from frpt.checkpoint import load_checkpoint
 from frpt_export.families import complete_options, lower_model
 from frpt_export.graph import LowerOptions
+from frpt_export.graph_optimizer import optimize_graph
 from frpt_export.reference import reference_images, split_batches, torch_embeddings, write_polygraphy_json
 from frpt_runtime import __version__
 from frpt_runtime.atomic import atomic_write
@@ -188,12 +190,12 @@ def _trace(graph: nn.Module, size: int, opset: int, lowering: Lowering):
 
 
 def _graph_proto(model: nn.Module, options: LowerOptions, opset: int):
-    """The checked ModelProto of ``model``: traced, output pinned to ``[batch, D]``, metadata set."""
+    """The checked ModelProto of ``model``: traced, optimised, output pinned to ``[batch, D]``, metadata set."""
     import onnx
 
     size = model.config.input_size
     try:
-        proto = _trace(lower_model(model, options), size, opset, options.lowering)
+        proto = optimize_graph(_trace(lower_model(model, options), size, opset, options.lowering))
     except ValueError as exc:  # F.instance_norm refuses a 1x1 map at trace time (a model from before MIN_INPUT_SIZE)
         if "spatial element" not in str(exc):
             raise
@@ -275,7 +277,8 @@ def export_onnx(
     check_output_file(out_path, "-o")
     model = _load_model(source, out_path)
     options = complete_options(model, options or LowerOptions())
-    images = reference_images(model.config.input_size, model.config.crop_pct, ref_images)
+    cfg = model.config
+    images = reference_images(cfg.input_size, cfg.crop_pct, ref_images, decoder=cfg.decoder)
     proto = _graph_proto(model, options, opset)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, lambda handle: handle.write(proto.SerializeToString()))

@@ -77,7 +77,11 @@ def _default_photo_paths() -> list[Path]:
 
 
 def reference_images(
-    size: int, crop_pct: float, folder: str | os.PathLike | None = None, limit: int = MAX_REF_IMAGES
+    size: int,
+    crop_pct: float,
+    folder: str | os.PathLike | None = None,
+    limit: int = MAX_REF_IMAGES,
+    decoder: str = "exact",
 ) -> np.ndarray:
     """Decode up to ``limit`` reference images to model input.
 
@@ -85,6 +89,7 @@ def reference_images(
         size, crop_pct: the model's input geometry.
         folder: image folder (recursive, sorted); undecodable files are skipped. ``None``: bundled photos.
         limit: maximum number of images.
+        decoder: the model config's ``decoder`` (see :func:`frpt_runtime.images.load_image`).
 
     Returns:
         uint8 ``[M, size, size, 3]``.
@@ -98,7 +103,7 @@ def reference_images(
         if len(images) == limit:
             break
         try:
-            images.append(load_image(path, size, crop_pct))
+            images.append(load_image(path, size, crop_pct, decoder))
         except ImageDecodeError:
             continue
     if not images:
@@ -168,7 +173,7 @@ def live_parity(
         if images is None:
             pixels = exported.images
         else:
-            pixels = reference_images(cfg.input_size, cfg.crop_pct, images, max_images)
+            pixels = reference_images(cfg.input_size, cfg.crop_pct, images, max_images, cfg.decoder)
         batch_sizes = split_batches(len(pixels))
         live = RefBundle(
             pixels,

@@ -434,7 +434,8 @@ def _readme(name: str, served: _Served, source: Path, report: TritonReport) -> s
         "import tritonclient.grpc as grpcclient",
         "from frpt_runtime.images import load_image",
         "",
-        f"pixels = np.stack([load_image(p, {size}, {meta.config.crop_pct}) for p in ['a.jpg', 'b.jpg']])",
+        f"pixels = np.stack([load_image(p, {size}, {meta.config.crop_pct}, {meta.config.decoder!r}) "
+        "for p in ['a.jpg', 'b.jpg']])",
         f'images = grpcclient.InferInput("{INPUT_NAME}", list(pixels.shape), "UINT8")',
         "images.set_data_from_numpy(pixels)",
         'client = grpcclient.InferenceServerClient("localhost:8001")',

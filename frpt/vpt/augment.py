@@ -33,6 +33,7 @@ class RandomResizedCropImages(Dataset):
         scale: crop area fraction range (torchvision's default, as the authors').
         ratio: crop aspect ratio range.
         hflip: random horizontal flips.
+        decoder: the model config's ``decoder`` (``exact`` | ``fast``, as the runtime).
     """
 
     def __init__(
@@ -43,11 +44,14 @@ class RandomResizedCropImages(Dataset):
         scale: tuple[float, float] = DEFAULT_SCALE,
         ratio: tuple[float, float] = DEFAULT_RATIO,
         hflip: bool = True,
+        decoder: str = "exact",
     ) -> None:
         from torchvision.transforms import v2
 
         self.split = split
-        self.base = ImageListDataset(split, max(size, round(size / crop_pct)), 1.0, hflip=False, cache=True)
+        self.base = ImageListDataset(
+            split, max(size, round(size / crop_pct)), 1.0, hflip=False, cache=True, decoder=decoder
+        )
         self.crop = v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True)
         self.hflip = hflip
 

@@ -183,7 +183,9 @@ def train_vpt(
     sampler = ClassBalancedBatchSampler(split.labels, settings.batch_size, settings.samples_per_class, settings.seed)
     torch.manual_seed(settings.seed)
     model = create_model(config, backbone_weights=backbone_weights, random_init=random_init).to(device)
-    data = RandomResizedCropImages(split, config.input_size, config.crop_pct, settings.crop_scale, hflip=settings.hflip)
+    data = RandomResizedCropImages(
+        split, config.input_size, config.crop_pct, settings.crop_scale, hflip=settings.hflip, decoder=config.decoder
+    )
     loader = DataLoader(data, batch_sampler=sampler)
     main, proxies, schedulers = build_optimisers(model, settings)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

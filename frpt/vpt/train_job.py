@@ -78,7 +78,7 @@ def config_from_job(job: TrainJob) -> VPTConfig:
     fields, _ = recipe(job.recipe or DEFAULT_RECIPE)
     fields |= {ours: getattr(job, name) for name, ours in _CONFIG_FIELDS.items() if getattr(job, name) is not None}
     try:
-        return VPTConfig.for_backbone(job.backbone, input_size=job.input_size, **fields)
+        return VPTConfig.for_backbone(job.backbone, input_size=job.input_size, decoder=job.decoder, **fields)
     except ValueError as exc:
         raise FrptError(f"invalid vpt model options: {exc}") from None
 

@@ -169,9 +169,10 @@ def embed_folder(
         resumed = min(journal.next_chunk * batch, len(scan.files))
         bar = progress_bar(len(scan.files), resumed, progress)
         try:
-            size, crop = info.config.input_size, info.config.crop_pct
             start = journal.next_chunk
-            with BatchPipeline(scan.paths, size, crop, batch=batch, workers=workers, start_chunk=start) as pipeline:
+            with BatchPipeline.for_config(
+                scan.paths, info.config, batch=batch, workers=workers, start_chunk=start
+            ) as pipeline:
                 _run_chunks(pipeline, backend, journal, run, clock, bar)
             count, skipped, wall = _commit(run, journal, clock, resumed)
             journal.discard()

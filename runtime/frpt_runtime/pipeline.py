@@ -24,11 +24,13 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from frpt_runtime.families import ModelConfig
 from frpt_runtime.images import ImageDecodeError, load_image
 
 __all__ = ["Batch", "BatchPipeline"]
@@ -94,6 +96,22 @@ class BatchPipeline:
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._feeder: threading.Thread | None = None
+
+    @classmethod
+    def for_config(
+        cls, paths: Sequence[Path], config: ModelConfig, *, batch: int, workers: int = 4, start_chunk: int = 0
+    ) -> BatchPipeline:
+        """The pool that feeds a model of ``config``: its input size, crop and decoder (``exact`` | ``fast``)."""
+        decode = partial(load_image, decoder=config.decoder)
+        return cls(
+            paths,
+            config.input_size,
+            config.crop_pct,
+            batch=batch,
+            workers=workers,
+            start_chunk=start_chunk,
+            decode=decode,
+        )
 
     def __enter__(self) -> BatchPipeline:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="frpt-decode")

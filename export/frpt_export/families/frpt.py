@@ -2,6 +2,8 @@
 
 On a copy of the trained :class:`~frpt.model.FRPT` (the original is untouched):
 
+* ``backbone``'s TF-"same" convolutions -> :class:`~frpt_export.lowering.StaticPadConv2d`, their padding fixed at
+  the model's input size (one ``Conv`` node each instead of a shape-arithmetic subgraph);
 * ``saliency`` -> :class:`~frpt_export.lowering.MatMulSaliencyMap` (float32);
 * ``sampler`` -> :class:`~frpt_export.lowering.MatMulSampler` (standard) or
   :class:`~frpt_export.lowering.PluginSampler` (plugin), float32 grid and resampling;
@@ -23,7 +25,13 @@ from torch import nn
 
 from frpt.model import FRPT
 from frpt_export.graph import LowerOptions, Uint8Embedder
-from frpt_export.lowering import HalfBackbone, MatMulSaliencyMap, OnnxInstanceNorm, make_sampler
+from frpt_export.lowering import (
+    HalfBackbone,
+    MatMulSaliencyMap,
+    OnnxInstanceNorm,
+    make_sampler,
+    static_same_padding,
+)
 from frpt_runtime.contract import Lowering, Precision
 from frpt_runtime.errors import FrptError
 
@@ -54,12 +62,14 @@ def lower(model: FRPT, options: LowerOptions) -> nn.Module:
     """uint8 ``[N, S, S, 3]`` -> float32 ``[N, D]`` export module of ``model`` for ``options``."""
     cfg = model.config
     graph = copy.deepcopy(model).eval()
+    size = cfg.input_size
+    static_same_padding(graph.backbone, lambda: graph.backbone.forward_features(torch.zeros(1, 3, size, size)))
     graph.saliency = MatMulSaliencyMap(_tap_hw(model), cfg.grid)
-    graph.sampler = make_sampler(options.lowering, cfg.grid, cfg.pad, cfg.fwhm, (cfg.input_size, cfg.input_size))
+    graph.sampler = make_sampler(options.lowering, cfg.grid, cfg.pad, cfg.fwhm, (size, size))
     graph.cah.norm = OnnxInstanceNorm()
     if options.precision == Precision.fp16:
         half_tap = options.saliency_precision == Precision.fp16
-        graph.backbone = HalfBackbone(model.backbone, half_tap)
+        graph.backbone = HalfBackbone(graph.backbone, half_tap)
         if half_tap:
             graph.parser = graph.parser.half()
     return Uint8Embedder(graph).eval()

@@ -264,14 +264,13 @@ def _dataset(ray: Any, shards: ShardRun, chunks: list[int], spec: BackendSpec, p
     context.enable_progress_bars = False  # Ray Data draws them on stdout; frpt-embed's own bar is on stderr
     context.print_on_execution_start = False
     info = shards.run.info
-    config = info.config
     with warnings.catch_warnings():
         # Ray Data 2.60 bounds the retries of a dead task or actor only through ray_remote_args_fn, deprecated for
         # 2.64 with no replacement yet; without it a chunk that kills its process every time would retry forever.
         warnings.simplefilter("ignore", DeprecationWarning)
         decoded = dataset.map(
             decode_chunk,
-            fn_kwargs={"size": config.input_size, "crop_pct": config.crop_pct, "workers": shards.run.workers},
+            fn_kwargs={"config": info.config, "workers": shards.run.workers},
             num_cpus=plan.decode_cpus,
             ray_remote_args_fn=_task_options,
         )

@@ -30,6 +30,7 @@ from frpt_runtime.backends.onnxruntime_backend import PROVIDER_ALIASES
 from frpt_runtime.cli_common import EXTRA_OF_MODULE
 from frpt_runtime.devices import parse_device
 from frpt_runtime.errors import FrptError
+from frpt_runtime.families import ModelConfig
 from frpt_runtime.parity import ParityReport
 from frpt_runtime.pipeline import BatchPipeline
 from frpt_runtime.verify import verify_model
@@ -95,12 +96,13 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def decode_chunk(row: dict[str, Any], *, size: int, crop_pct: float, workers: int) -> dict[str, Any]:
-    """Decode one chunk (a Ray Data ``map`` function, run as a task); see the module docstring for the rows."""
+def decode_chunk(row: dict[str, Any], *, config: ModelConfig, workers: int) -> dict[str, Any]:
+    """Decode one chunk (a Ray Data ``map`` function, run as a task) as ``config``'s model is fed: its input size,
+    crop and decoder, as frpt-embed's pipeline; see the module docstring for the rows."""
     paths = [Path(item) for item in json.loads(row["paths"])]
     out = {"shard": row["shard"], "chunk": row["chunk"], "pixels": b"", "rows": 0, "skipped": "[]", "error": ""}
     try:
-        with BatchPipeline(paths, size, crop_pct, batch=len(paths), workers=workers) as pipeline:
+        with BatchPipeline.for_config(paths, config, batch=len(paths), workers=workers) as pipeline:
             (decoded,) = list(pipeline)
     except Exception as exc:  # noqa: BLE001 - any failure is the chunk's, reported by the driver after its retries
         return {**out, "error": _failure(exc)}

@@ -6,7 +6,7 @@ the family name through its own small registry; this one is the runtime's, and t
 an export names the entry (absent means ``frpt``, the first family).
 
 Every configuration class is a frozen dataclass with a ``family`` class attribute, the fields the runtime reads
-(``input_size``, ``crop_pct``) and ``to_dict`` / ``to_json`` / ``from_dict`` / ``from_json``.
+(``input_size``, ``crop_pct``, ``decoder``) and ``to_dict`` / ``to_json`` / ``from_dict`` / ``from_json``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class ModelConfig(Protocol):
     family: ClassVar[str]
     input_size: int
     crop_pct: float
+    decoder: str
 
     def to_dict(self) -> dict[str, Any]: ...
 

@@ -18,6 +18,7 @@ from frpt_runtime.fields import FieldError, check_fields, choice, integer, numbe
 __all__ = [
     "BACKBONES",
     "BACKBONE_PIXEL_STATS",
+    "DECODERS",
     "DPP_TAP_STRIDE",
     "DPP_VARIANTS",
     "MAX_INPUT_SIZE",
@@ -36,6 +37,10 @@ BACKBONES = tuple(BACKBONE_PIXEL_STATS)
 DPP_TAP_STRIDE = {"released": 16, "paper": 4}
 DPP_VARIANTS = tuple(DPP_TAP_STRIDE)
 POOLINGS = ("avg", "gem")
+# How images are decoded to the model input (frpt_runtime.images.load_image): "exact" = torchvision's
+# Resize + CenterCrop of the fully decoded image; "fast" = JPEG DCT-domain draft to >= 2x the resize target, then
+# only the crop box resized. Files written before the field existed were decoded "exact" and are read so.
+DECODERS = ("exact", "fast")
 # Smallest input side of a NEW model (frpt-train): the stride-32 backbones leave a 1x1 final map at 32 px, whose
 # InstanceNorm normalises to zeros (CAH loses its second branch) and which the ONNX export cannot trace; 64 px
 # keeps 2x2. Reading a config accepts any positive size, so files made before this limit keep working.
@@ -52,6 +57,8 @@ class FRPTConfig:
         backbone: registry name of the frozen backbone (``efficientnet_lite0`` | ``resnet50``).
         input_size: square model input side in pixels (the runtime resizes + centre-crops to it).
         crop_pct: centre-crop fraction: resize the shorter side to ``input_size / crop_pct``, then crop.
+        decoder: ``fast`` (default; JPEG draft + crop-box resize) or ``exact`` (torchvision's pixels); training,
+            the reference bundle and every runtime decode with it (:data:`DECODERS`).
         pixel_mean, pixel_std: per-channel normalisation of ``[0, 1]`` RGB, applied inside the model.
         dpp_variant: ``released`` (tap after stage 3 / stride 16, ReLU, 1x1 conv; default, cheap) or
             ``paper`` (tap after block 1 / stride 4, sigma x sigma content-aware conv, sigma = 31).
@@ -74,6 +81,7 @@ class FRPTConfig:
     backbone: str = "efficientnet_lite0"
     input_size: int = 224
     crop_pct: float = 0.875
+    decoder: str = "fast"
     pixel_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     pixel_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     dpp_variant: str = "released"
@@ -109,7 +117,7 @@ class FRPTConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown FRPT config keys {unknown}: written by a newer toolkit?")
-        kw = dict(data)
+        kw = {"decoder": "exact", **data}  # written before the field existed: decoded exactly
         for key in ("pixel_mean", "pixel_std", "class_names"):
             if isinstance(kw.get(key), list):
                 kw[key] = tuple(kw[key])
@@ -128,6 +136,7 @@ _SPEC = {
     "backbone": choice(BACKBONES),
     "input_size": integer(1, MAX_INPUT_SIZE),  # MIN_INPUT_SIZE binds new models only (frpt.train)
     "crop_pct": number(0, 1, low_open=True),
+    "decoder": choice(DECODERS),
     "pixel_mean": sequence(number(), length=3),
     "pixel_std": sequence(number(0, low_open=True), length=3),
     "dpp_variant": choice(DPP_VARIANTS),

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from frpt_runtime.families.frpt import MAX_INPUT_SIZE
+from frpt_runtime.families.frpt import DECODERS, MAX_INPUT_SIZE
 from frpt_runtime.fields import FieldError, boolean, check_fields, choice, integer, number, sequence, string
 
 __all__ = ["VIT_BACKBONES", "VPTConfig", "ViTGeometry", "prompt_counts"]
@@ -71,6 +71,8 @@ class VPTConfig:
         input_size: square model input side in pixels, a multiple of the patch size (position embeddings
             are resampled to the grid at build time, so a small size makes CPU runs feasible).
         crop_pct: centre-crop fraction at inference (0.875 = the authors' Resize 256 + CenterCrop 224).
+        decoder: ``fast`` (default; JPEG draft + crop-box resize) or ``exact`` (torchvision's pixels), as
+            ``FRPTConfig.decoder``: training, the reference bundle and every runtime decode with it.
         pixel_mean, pixel_std: per-channel normalisation of ``[0, 1]`` RGB, applied inside the model;
             the backbone's pretrained values by default (see :meth:`for_backbone`).
         embed_dim: width of the L2-normalised embedding (the head's output).
@@ -92,6 +94,7 @@ class VPTConfig:
     backbone: str = "vit_small_patch14_dinov2"
     input_size: int = 224
     crop_pct: float = 0.875
+    decoder: str = "fast"
     pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     embed_dim: int = 384
@@ -189,6 +192,7 @@ _SPEC = {
     "backbone": choice(tuple(VIT_BACKBONES)),
     "input_size": integer(1, MAX_INPUT_SIZE),
     "crop_pct": number(0, 1, low_open=True),
+    "decoder": choice(DECODERS),
     "pixel_mean": sequence(number(), length=3),
     "pixel_std": sequence(number(0, low_open=True), length=3),
     "embed_dim": integer(1, 65536),

@@ -113,7 +113,7 @@ def embed_images(
     kept: list[int] = []
     rows: list[np.ndarray] = [np.empty((0, info.embedding_dim), np.float32)]
     skipped: list[tuple[int, str]] = []
-    with BatchPipeline(paths, info.config.input_size, info.config.crop_pct, batch=batch, workers=workers) as pipeline:
+    with BatchPipeline.for_config(paths, info.config, batch=batch, workers=workers) as pipeline:
         for item in pipeline:
             if item.paths:
                 rows.append(backend.infer(item.images))
