@@ -202,3 +202,6 @@ def test_both_families_carry_the_decoder_and_refuse_an_unknown_one(family):
     with pytest.raises(ValueError, match="decoder"):
         cls(decoder="draft")
     assert config_from_dict(family, cls(decoder="exact").to_dict(), "x.json").decoder == "exact"
+    older = {key: value for key, value in cls().to_dict().items() if key != "decoder"}  # a file from before the field
+    assert config_from_dict(family, older, "x.json").decoder == "exact"
+    assert cls.from_json(cls(decoder="fast").to_json()) == cls(decoder="fast")

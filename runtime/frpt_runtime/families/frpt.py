@@ -9,10 +9,10 @@ input-size limit live here once; the model package registers one factory per bac
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from frpt_runtime.families.record import ConfigRecord
 from frpt_runtime.fields import FieldError, check_fields, choice, integer, number, sequence, string
 
 __all__ = [
@@ -50,7 +50,7 @@ MAX_INPUT_SIZE = 4096
 
 
 @dataclass(frozen=True)
-class FRPTConfig:
+class FRPTConfig(ConfigRecord):
     """Everything needed to rebuild an FRPT model (weights aside) and to feed it.
 
     Attributes:
@@ -102,33 +102,6 @@ class FRPTConfig:
             check_fields(dataclasses.asdict(self), _SPEC)
         except FieldError as exc:
             raise ValueError(str(exc)) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FRPTConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a config from a newer toolkit)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown FRPT config keys {unknown}: written by a newer toolkit?")
-        kw = {"decoder": "exact", **data}  # written before the field existed: decoded exactly
-        for key in ("pixel_mean", "pixel_std", "class_names"):
-            if isinstance(kw.get(key), list):
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
-
-    @classmethod
-    def from_json(cls, text: str) -> FRPTConfig:
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes: Any) -> FRPTConfig:
-        return dataclasses.replace(self, **changes)
 
 
 # The type and range of every field, checked on construction (so also on every config read from a file).

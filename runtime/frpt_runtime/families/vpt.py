@@ -13,11 +13,11 @@ Fine-Tuning in Deep Metric Learning" (ICLR 2024), and the authors' released conf
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from frpt_runtime.families.frpt import DECODERS, MAX_INPUT_SIZE
+from frpt_runtime.families.record import ConfigRecord
 from frpt_runtime.fields import FieldError, boolean, check_fields, choice, integer, number, sequence, string
 
 __all__ = ["VIT_BACKBONES", "VPTConfig", "ViTGeometry", "prompt_counts"]
@@ -62,7 +62,7 @@ def prompt_counts(num: int, depth: int, step: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class VPTConfig:
+class VPTConfig(ConfigRecord):
     """Everything needed to rebuild a VPT semantic-proxy model (weights aside) and to feed it.
 
     Attributes:
@@ -157,33 +157,6 @@ class VPTConfig:
         geo = VIT_BACKBONES[backbone]
         base = {"backbone": backbone, "pixel_mean": geo.pixel_mean, "pixel_std": geo.pixel_std}
         return cls(**(base | changes))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VPTConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are an error (a config from a newer toolkit)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown VPT config keys {unknown}: written by a newer toolkit?")
-        kw = dict(data)
-        for key in ("pixel_mean", "pixel_std", "class_names"):
-            if isinstance(kw.get(key), list):
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
-
-    @classmethod
-    def from_json(cls, text: str) -> VPTConfig:
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes: Any) -> VPTConfig:
-        return dataclasses.replace(self, **changes)
 
 
 # The type and range of every field, checked on construction (so also on every config read from a file); the
