@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from frpt.backbones import FrozenBackbone, create_backbone
 from frpt.cah import CAH, EmbeddingHead
 from frpt.dpp import ContentParser, ReferenceSampler, SaliencyMap
+from frpt.embedding_model import EmbeddingModel
 from frpt_runtime.families.frpt import DPP_TAP_STRIDE, FRPTConfig
 
 __all__ = ["FRPT", "FRPTOutput", "create_model"]
@@ -49,7 +50,7 @@ def _l2(embedding: Tensor) -> Tensor:
     return F.normalize(embedding.float(), dim=1, eps=1e-12)
 
 
-class FRPT(nn.Module):
+class FRPT(EmbeddingModel):
     """Fine-grained Retrieval Prompt Tuning on a frozen backbone.
 
     Args:
@@ -102,23 +103,6 @@ class FRPT(nn.Module):
         """Normalised float32 ``[N, 3, S, S]`` -> :class:`FRPTOutput`."""
         saliency, embedding = self._pooled(x)
         return FRPTOutput(_l2(embedding), self.classifier(embedding), saliency)
-
-    @torch.no_grad()
-    def embed_uint8(self, images: Tensor) -> Tensor:
-        """uint8 ``[N, S, S, 3]`` -> L2-normalised float32 embedding ``[N, D]`` (eval mode, no grad).
-
-        The module's train/eval mode is restored afterwards.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            return self.embed(self.prepare(images))
-        finally:
-            self.train(was_training)
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the optimiser may update (DPP parser, CAH, head, classifier)."""
-        return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_report(self) -> dict[str, int]:
         """``{"trainable": ..., "total": ..., "backbone": ...}`` parameter counts."""

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from frpt.embedding_model import EmbeddingModel
 from frpt.vpt.prompts import DeepPrompts, run_with_prompts
 from frpt.vpt.proxies import SemanticProxies, initial_proxy_rows
 from frpt.vpt.vit_weights import create_vit
@@ -40,7 +41,7 @@ from frpt_runtime.families.vpt import VPTConfig
 __all__ = ["VPTModel", "create_model"]
 
 
-class VPTModel(nn.Module):
+class VPTModel(EmbeddingModel):
     """ViT + deep visual prompts + BitFit + image head, with the training-only proxy machinery.
 
     Args:
@@ -138,23 +139,6 @@ class VPTModel(nn.Module):
         container = self.semantic.update(self.semantic.features(cls), labels)
         r = self.config.proxy_bias_ratio
         return F.normalize(r * self.proxy_bias + (1.0 - r) * container, dim=1)
-
-    @torch.no_grad()
-    def embed_uint8(self, images: Tensor) -> Tensor:
-        """uint8 ``[N, S, S, 3]`` -> L2-normalised float32 embedding ``[N, D]`` (eval mode, no grad).
-
-        The module's train/eval mode is restored afterwards.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            return self.embed(self.prepare(images))
-        finally:
-            self.train(was_training)
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the optimisers may update (BitFit biases, prompts, heads, GRU, proxy bias)."""
-        return [p for p in self.parameters() if p.requires_grad]
 
     def parameter_report(self) -> dict[str, int]:
         """Parameter counts: ``trainable``, ``total``, ``backbone`` and the exported image branch's.
