@@ -445,3 +445,17 @@ class EmulatedKernels(KernelLibrary):
         if status != 0:
             raise RuntimeError(f"emulated launch failed with cudaError {status}")
         return out, workspace[: n * g * g * 2].reshape(n, g, g, 2)
+
+
+def plugin_build_skips() -> list:
+    """The skip marks of a test module that builds the plugin with CMake against each TensorRT header set."""
+    import pytest
+
+    missing = [tool for tool, found in (("nvcc", shutil.which("nvcc")), ("cmake", dev_tool("cmake"))) if not found]
+    return [
+        pytest.mark.skipif(bool(missing), reason=f"needs {' and '.join(missing)}"),
+        pytest.mark.skipif(
+            not tensorrt_include_dirs(),
+            reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)",
+        ),
+    ]

@@ -44,12 +44,8 @@ REGISTERED, NO_TENSORRT, NO_PLUGIN_LIBRARY, TENSORRT_MISMATCH, OTHER_COPY = 0, 1
 
 _DIRS = kit.tensorrt_include_dirs()
 _IDS = [p.parent.name for p in _DIRS]
-_MISSING = [tool for tool, found in (("nvcc", shutil.which("nvcc")), ("cmake", kit.dev_tool("cmake"))) if not found]
 pytestmark = [
-    pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)}"),
-    pytest.mark.skipif(
-        not _DIRS, reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)"
-    ),
+    *kit.plugin_build_skips(),
     pytest.mark.skipif(kit.cuda_include_dir() is None, reason="no CUDA include folder (NvInferRuntime.h needs it)"),
 ]
 

@@ -42,13 +42,7 @@ EXPORTS = {
 }
 _DIRS = kit.tensorrt_include_dirs()
 _IDS = [p.parent.name for p in _DIRS]
-_MISSING = [tool for tool, found in (("nvcc", shutil.which("nvcc")), ("cmake", kit.dev_tool("cmake"))) if not found]
-pytestmark = [
-    pytest.mark.skipif(bool(_MISSING), reason=f"needs {' and '.join(_MISSING)}"),
-    pytest.mark.skipif(
-        not _DIRS, reason="no TensorRT headers: set FRPT_TRT_INCLUDE or TensorRT_ROOT (or fetch them into .trt/)"
-    ),
-]
+pytestmark = kit.plugin_build_skips()
 
 
 @pytest.fixture(scope="module")

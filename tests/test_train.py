@@ -59,15 +59,15 @@ def _brute_force_recall(embeddings: np.ndarray, labels: list[str], k: int) -> fl
 
 
 def test_evaluate_recall(trained, synthetic_root) -> None:
-    """The figures of an independent computation: each test image decoded and embedded alone, labelled by its
-    folder, ranked by a plain loop."""
+    """The figures of an independent computation: the test images decoded one by one, embedded in batches of 8
+    (not the evaluation's 16), labelled by their folder, ranked by a plain loop."""
     model, _ = trained
     result = evaluate_recall(model, synthetic_root, batch_size=16)
     assert result["images"] == 72 and result["classes"] == 36
     files = sorted(p for p in (synthetic_root / "test").rglob("*") if p.is_file())
-    size, crop = model.config.input_size, model.config.crop_pct
-    pixels = torch.from_numpy(np.stack([load_image(p, size, crop) for p in files]))
-    embeddings = np.concatenate([model.embed_uint8(pixels[i : i + 1]).numpy() for i in range(len(files))])
+    cfg = model.config
+    pixels = torch.from_numpy(np.stack([load_image(p, cfg.input_size, cfg.crop_pct, cfg.decoder) for p in files]))
+    embeddings = np.concatenate([model.embed_uint8(pixels[i : i + 8]).numpy() for i in range(0, len(files), 8)])
     labels = [p.parent.name for p in files]
     for k in (1, 2, 4, 8):
         assert result[f"recall@{k}"] == pytest.approx(_brute_force_recall(embeddings, labels, k), abs=1e-12), k
