@@ -100,3 +100,16 @@ def test_sampler_accepts_the_smallest_grid_and_refuses_a_mismatched_image():
         inhomogeneous_sample(torch.zeros(2, 8, 8), saliency, (8, 8), pad=1, fwhm=1.0)
     out = inhomogeneous_sample(torch.ones(2, 3, 8, 8, dtype=torch.float64), saliency, (4, 5), pad=1, fwhm=1.0)
     assert out.shape == (2, 3, 4, 5) and out.dtype == torch.float64
+
+
+def test_head_defaults_are_the_configs_defaults():
+    """A CAH / GeM built without arguments is the one the default model config builds (paper r = 8, p = 3)."""
+    from frpt_runtime.families.frpt import FRPTConfig
+
+    config = FRPTConfig()
+    assert (config.cah_reduction, config.gem_p) == (8, 3.0)
+    assert CAH(channels=64).fc1.out_features == 64 // config.cah_reduction == 8
+    assert CAH(channels=16).fc1.out_features == 2
+    x = _features(4).abs() + 0.1
+    torch.testing.assert_close(GeM()(x), (x**3).mean(dim=(2, 3)) ** (1 / 3))
+    torch.testing.assert_close(EmbeddingHead(6, pooling="gem").gem(x), GeM(config.gem_p)(x))
