@@ -175,3 +175,21 @@ def test_remove_stale_outputs_clears_the_temps_of_all_three_outputs_only(tmp_pat
         path.write_text("x")
     remove_stale_outputs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in kept)
+
+
+def test_pickled_embeddings_are_refused_without_unpickling_them(tmp_path):
+    """An ``embeddings.npy`` of pickled objects (hash matching) is refused before any object is built."""
+    marker = tmp_path / "unpickled"
+
+    class SideEffect:
+        def __reduce__(self):
+            return (marker.mkdir, ())
+
+    written = _written(tmp_path)
+    np.save(tmp_path / EMBEDDINGS_FILE, np.array([[SideEffect()] * 4] * 3, dtype=object), allow_pickle=True)
+    from frpt_runtime.digests import sha256_file
+
+    _rewrite(tmp_path, {**written, "embeddings_sha256": sha256_file(tmp_path / EMBEDDINGS_FILE)})
+    with pytest.raises(FrptError, match=r"cannot read .*embeddings.npy \(ValueError\): run frpt-embed again"):
+        read_embeddings(tmp_path)
+    assert not marker.exists()
