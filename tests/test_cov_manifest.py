@@ -193,3 +193,10 @@ def test_pickled_embeddings_are_refused_without_unpickling_them(tmp_path):
     with pytest.raises(FrptError, match=r"cannot read .*embeddings.npy \(ValueError\): run frpt-embed again"):
         read_embeddings(tmp_path)
     assert not marker.exists()
+
+
+def test_one_dimensional_embeddings_are_valid(tmp_path):
+    rows = np.array([[0.5], [-1.0]], dtype=np.float32)
+    write_outputs(tmp_path, rows, _manifest(2, embedding_dim=1), {})
+    read, manifest = read_embeddings(tmp_path)
+    assert np.array_equal(read, rows) and manifest["embedding_dim"] == 1
