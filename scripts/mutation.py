@@ -85,6 +85,7 @@ MODULES: dict[str, list[str]] = {
 _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
 _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
+_MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
 _JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
 _CLOSE = (
     "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
@@ -166,6 +167,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "0 -> 1"): (
         "0 and 1 have the same high byte (0)"
+    ),
+    (_MANIFEST, "np.save(writer, embeddings, allow_pickle=False)", "False -> True"): (
+        "allow_pickle only matters to object arrays; write_outputs is given float32 rows, saved byte for byte the same"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
