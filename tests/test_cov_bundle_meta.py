@@ -112,3 +112,25 @@ def test_a_bundle_of_one_image_is_valid_of_none_is_refused():
     empty = (np.zeros((0, SIZE, SIZE, 3), np.uint8), np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
     with pytest.raises(FrptError, match=r"bundle embeddings must be float32 \[0, D\] with M > 0, got float32 \[0, 4\]"):
         RefBundle(*empty, CFG, "d" * 64, Precision.fp32)
+
+
+def test_a_one_image_bundle_saved_into_a_new_folder_loads_back(tmp_path):
+    bundle = _bundle((1,))
+    path = save_bundle(tmp_path / "new" / "deeper" / "m.ref.npz", bundle)
+    assert path == tmp_path / "new" / "deeper" / "m.ref.npz"
+    loaded = load_bundle(path)
+    np.testing.assert_array_equal(loaded.images, bundle.images)
+    assert loaded.batch_sizes.tolist() == [1] and loaded.meta == bundle.meta
+
+
+@pytest.mark.parametrize("dim", [1, 1 << 16])
+def test_embedding_widths_1_and_65536_are_read(tmp_path, dim):
+    bundle = _bundle((2,))
+    wide = dataclasses.replace(bundle, embeddings=np.ones((2, dim), np.float32))
+    assert load_bundle(save_bundle(tmp_path / "w.ref.npz", wide)).embeddings.shape == (2, dim)
+
+
+def test_an_embedding_width_over_65536_is_refused_from_the_header(tmp_path):
+    wide = dataclasses.replace(_bundle((2,)), embeddings=np.ones((2, (1 << 16) + 1), np.float32))
+    with pytest.raises(FrptError, match=r"0 < D <= 65536, the header says float32 \[2, 65537\]"):
+        load_bundle(save_bundle(tmp_path / "w.ref.npz", wide))
