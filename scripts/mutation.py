@@ -86,6 +86,7 @@ _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/par
 _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
 _MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
+_BUNDLE = "runtime/frpt_runtime/bundle.py"
 _JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
 _CLOSE = (
     "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
@@ -170,6 +171,31 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_MANIFEST, "np.save(writer, embeddings, allow_pickle=False)", "False -> True"): (
         "allow_pickle only matters to object arrays; write_outputs is given float32 rows, saved byte for byte the same"
+    ),
+    (
+        _BUNDLE,
+        "split_rows(self.images, self.batch_sizes), split_rows(self.embeddings, self.batch_sizes), strict=True",
+        "True -> False",
+    ): ("both are split at the same cut points of one batch_sizes, so the two lists always have the same length"),
+    (_BUNDLE, '"meta": np.array(json.dumps(bundle.meta, sort_keys=True)),', "True -> False"): (
+        "key order of the meta JSON only: the meta property builds its dict in one fixed order, read back the same"
+    ),
+    (_BUNDLE, "if dtype != np.int64 or len(shape) != 1 or not 0 < shape[0] <= count:", "0 -> -1"): (
+        "the index mutant shape[0] -> shape[-1]: the rank was checked to be 1 just before (the other '0 -> -1' "
+        "of this line, -1 < B, is killed by the B = 0 header test)"
+    ),
+    (_BUNDLE, "meta = json.loads(str(np.lib.format.read_array(member, allow_pickle=False)))", "False -> True"): (
+        "the header was checked to be a unicode scalar first: an object (pickled) meta never reaches read_array"
+    ),
+    (_BUNDLE, "arrays[key] = np.lib.format.read_array(member, allow_pickle=False)", "False -> True"): (
+        "_check_headers admits only uint8 / float32 / int64 arrays: an object (pickled) array never reaches read_array"
+    ),
+    (_BUNDLE, "for key in _KEYS[:3]:", "3 -> 4"): (
+        "also reads the meta array, whose size was bounded and which was parsed already; the result is not used"
+    ),
+    (_BUNDLE, 'reason = (str(exc).splitlines() or [""])[0]', "0 -> -1"): (
+        "acceptable: which line of a multi-line reader error the message quotes (first or last); it stays one line "
+        "either way, and the archive / npy / JSON errors the tests provoke are one line"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "

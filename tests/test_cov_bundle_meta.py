@@ -134,3 +134,16 @@ def test_an_embedding_width_over_65536_is_refused_from_the_header(tmp_path):
     wide = dataclasses.replace(_bundle((2,)), embeddings=np.ones((2, (1 << 16) + 1), np.float32))
     with pytest.raises(FrptError, match=r"0 < D <= 65536, the header says float32 \[2, 65537\]"):
         load_bundle(save_bundle(tmp_path / "w.ref.npz", wide))
+
+
+def test_one_batch_per_image_loads_and_no_batch_is_refused_from_the_header(tmp_path):
+    ones = _bundle((1, 1, 1))
+    assert load_bundle(save_bundle(tmp_path / "ones.ref.npz", ones)).batch_sizes.tolist() == [1, 1, 1]
+    path = tmp_path / "none.ref.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        arrays = {"images": ones.images, "embeddings": ones.embeddings, "batch_sizes": np.zeros(0, np.int64)}
+        for key, value in {**arrays, "meta": np.array(json.dumps(ones.meta))}.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, value)
+    with pytest.raises(FrptError, match=r"none.ref.npz: batch_sizes must be int64 \[B <= 3\], got \[0\]$"):
+        load_bundle(path)
