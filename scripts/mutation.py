@@ -87,6 +87,11 @@ _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
 _MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
 _BUNDLE = "runtime/frpt_runtime/bundle.py"
+_LOWERING = "export/frpt_export/lowering.py"
+_BUFFER = (
+    "persistent only decides whether the constant matrix is in the module's state_dict: the lowered copy is only "
+    "traced to ONNX (a buffer of either kind becomes the same initialiser), never saved or loaded"
+)
 _JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
 _CLOSE = (
     "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
@@ -196,6 +201,33 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_BUNDLE, 'reason = (str(exc).splitlines() or [""])[0]', "0 -> -1"): (
         "acceptable: which line of a multi-line reader error the message quotes (first or last); it stays one line "
         "either way, and the archive / npy / JSON errors the tests provoke are one line"
+    ),
+    (
+        _LOWERING,
+        'self.register_buffer("rh", _constant(bilinear_resize_matrix(in_hw[0], grid, True)), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("rwt", _constant(bilinear_resize_matrix(in_hw[1], grid, True).T), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (_LOWERING, 'self.register_buffer("m", _constant(m), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("mt", _constant(m.T), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("d", _constant(d), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("dt", _constant(d.T), persistent=False)', "False -> True"): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("uh", _constant(bilinear_resize_matrix(grid, out_hw[0], False)), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("uwt", _constant(bilinear_resize_matrix(grid, out_hw[1], False).T), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (_LOWERING, "a = saliency.float()[:, 0]  # [N, g, g]", "0 -> -1"): (
+        "the saliency map has one channel ([N, 1, g, g]): channel 0 is channel -1"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "

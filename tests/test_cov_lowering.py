@@ -57,3 +57,39 @@ def test_the_plugin_graph_imports_the_frpt_domain_at_version_1():
     assert {o.domain: o.version for o in proto.opset_import} == {"": 17, "frpt": 1}
     assert [n.op_type for n in proto.graph.node if n.domain == "frpt"] == ["InhomogeneousSample"]
     onnx.checker.check_model(proto)
+
+
+class _TinyBackbone(nn.Module):
+    """``forward_tap`` / ``forward_features`` of a backbone, each a 1x1 conv: ``[N, 3, S, S]`` -> ``[N, 4, S, S]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.tap = nn.Conv2d(3, 4, 1)
+        self.features = nn.Conv2d(3, 4, 1)
+
+    def forward_tap(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tap(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+@pytest.mark.parametrize("half_tap", [True, False])
+def test_half_backbone_runs_the_full_pass_in_half_and_the_tap_as_asked(half_tap):
+    from frpt_export.lowering import HalfBackbone
+
+    trained = _TinyBackbone()
+    half = HalfBackbone(trained, half_tap=half_tap)
+    assert isinstance(half, nn.Module) and trained.features.weight.dtype == torch.float32  # copied, not changed
+    x = torch.rand(2, 3, 5, 5)
+    features = half.forward_features(x)
+    assert features.dtype == torch.float32
+    torch.testing.assert_close(features, trained.forward_features(x.half().float()), atol=2e-2, rtol=1e-2)
+    tap = half.forward_tap(x)
+    assert tap.dtype == (torch.float16 if half_tap else torch.float32)
+    if not half_tap:  # the saliency pass is the trained float32 backbone itself
+        torch.testing.assert_close(tap, trained.forward_tap(x), atol=0, rtol=0)
+    assert sorted(name for name, _ in half.named_children()) == (
+        ["half_backbone"] if half_tap else ["half_backbone", "tap_backbone"]
+    )
