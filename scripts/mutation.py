@@ -54,16 +54,20 @@ SOURCE_ROOTS = (".", "export", "runtime")
 # code on disk, not the mutant, so only in-process tests can kill a mutant).
 _EMBED_TESTS = ["tests/test_embed.py", "tests/test_embed_integrity.py", "tests/test_fields.py"]
 MODULES: dict[str, list[str]] = {
-    "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
+    "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_cov_model.py"],
     "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py", "tests/test_cov_model.py"],
     "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py", "tests/test_cov_numeric.py"],
     "runtime/frpt_runtime/parity.py": ["tests/test_parity.py", "tests/test_cov_numeric.py"],
     "runtime/frpt_runtime/bundle.py": [
         "tests/test_bundle.py",
-        "tests/test_verify_binding.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_bundle_meta.py",
     ],
-    "runtime/frpt_runtime/manifest.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/manifest.py": [
+        "tests/test_cov_journal.py",
+        "tests/test_fields.py",
+        "tests/test_cov_manifest.py",
+    ],
     "runtime/frpt_runtime/journal.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
     "runtime/frpt_runtime/images.py": ["tests/test_images.py", "tests/test_cov_images.py"],
     "runtime/frpt_runtime/fields.py": ["tests/test_fields.py", "tests/test_bundle.py"],
@@ -71,14 +75,17 @@ MODULES: dict[str, list[str]] = {
         "tests/test_runtime_backends.py",
         "tests/test_bundle.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_contract.py",
+        "tests/test_cov_lowering.py",
     ],
     "runtime/frpt_runtime/engine_sidecar.py": [
         "tests/test_bundle.py",
-        "tests/test_runtime_backends.py",
+        "tests/test_runtime_trt_simulated.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_sidecar.py",
     ],
     "runtime/frpt_runtime/sampling_matrices.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
-    "export/frpt_export/lowering.py": ["tests/test_lowering.py"],
+    "export/frpt_export/lowering.py": ["tests/test_lowering.py", "tests/test_cov_lowering.py"],
 }
 
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
