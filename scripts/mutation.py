@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROOTS = (".", "export", "runtime")
 
 # module file -> the test files that hold its claims (the run is restricted to these; subprocess tests run the
-# code on disk, not the mutant, so only in-process tests can kill a mutant).
-_EMBED_TESTS = ["tests/test_embed.py", "tests/test_embed_integrity.py", "tests/test_fields.py"]
+# code on disk, not the mutant, so only in-process tests can kill a mutant: the console-script files are not listed,
+# their tests take minutes per mutant and cannot kill one).
 MODULES: dict[str, list[str]] = {
     "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_cov_model.py"],
     "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py", "tests/test_cov_model.py"],
@@ -68,7 +68,7 @@ MODULES: dict[str, list[str]] = {
         "tests/test_fields.py",
         "tests/test_cov_manifest.py",
     ],
-    "runtime/frpt_runtime/journal.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/journal.py": ["tests/test_cov_journal.py", "tests/test_fields.py"],
     "runtime/frpt_runtime/images.py": ["tests/test_images.py", "tests/test_cov_images.py"],
     "runtime/frpt_runtime/fields.py": ["tests/test_fields.py", "tests/test_bundle.py"],
     "runtime/frpt_runtime/contract.py": [
@@ -577,7 +577,8 @@ def run_mutant(path: str, source: str, index: int, tests: list[str], timeout: fl
 
 
 def _tests_for(line: int, lines: dict[str, list[str]], durations: dict[str, float], every: list[str]) -> list[str]:
-    """Node ids executing ``line``, fastest first; every test when only import-time code ran it."""
+    """Node ids executing ``line``, fastest first; ``every`` test of the run when only import-time code ran it (a
+    constant is read through the modules that imported it, by tests that may execute no line of this module)."""
     contexts = [c for c in lines.get(str(line), []) if c]
     if not contexts and "" in lines.get(str(line), []):
         contexts = every
@@ -596,7 +597,9 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     A mutant that survives the tests executing its line is run once more against every test of the files in which
     some test executed the module in-process (a module-scoped fixture runs the mutated code in the first test that
     needs it, while a later test of that file may hold the claim). Files none of whose tests reach the module in
-    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out.
+    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out. A
+    mutant of import-time code (a module constant) runs every test given, fastest first: another module imported
+    the constant, and any test may read it through that module.
     """
     source = (ROOT / path).read_text(encoding="utf-8")
     mutants = enumerate_mutants(source)
@@ -610,7 +613,7 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     print(f"{path}: {len(mutants)} mutants, baseline {time.monotonic() - start:.0f} s", file=sys.stderr)
     for mutant in mutants:
         tick = time.monotonic()
-        selected = _tests_for(mutant.line, lines, durations, confirm)
+        selected = _tests_for(mutant.line, lines, durations, sorted(durations, key=lambda t: durations[t]))
         if not selected:
             mutant.status = "uncovered"
         else:
