@@ -94,7 +94,7 @@ _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
 _MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
 _BUNDLE = "runtime/frpt_runtime/bundle.py"
-_LOWERING = "export/frpt_export/lowering.py"
+_LOWERING, _SAMPLING = "export/frpt_export/lowering.py", "frpt/sampling.py"
 _BUFFER = (
     "persistent only decides whether the constant matrix is in the module's state_dict: the lowered copy is only "
     "traced to ONNX (a buffer of either kind becomes the same initialiser), never saved or loaded"
@@ -235,6 +235,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ): _BUFFER,
     (_LOWERING, "a = saliency.float()[:, 0]  # [N, g, g]", "0 -> -1"): (
         "the saliency map has one channel ([N, 1, g, g]): channel 0 is channel -1"
+    ),
+    (_SAMPLING, "return torch.stack((gx[:, 0], gy[:, 0]), dim=-1)", "0 -> -1"): (
+        "gx and gy are [N, 1, g, g]: channel 0 is channel -1"
+    ),
+    (_SAMPLING, "stacked = torch.cat((a_pad, px * a_pad, py * a_pad), dim=1)  # [N, 3, G, G]", "1 -> 2"): (
+        "[N, 1, 3G, G] and [N, 3, G, G] hold the same contiguous memory: the reshape to [3N, 1, G, G] that follows "
+        "gives the same maps in the same order"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
