@@ -1,0 +1,68 @@
+"""The constant matrices of DPP's linear steps against independent definitions (issue 15, mutation part).
+
+The PyTorch reference sampler takes its Gaussian taps and lattice coordinates from ``sampling_matrices`` too, so
+reference-vs-lowering comparisons cannot see a wrong tap: here each piece is checked against its own definition
+(the half maximum at ``d = FWHM / 2``, PyTorch's ``F.interpolate`` for the resize matrices, replication padding
+written out by hand).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from frpt_runtime.sampling_matrices import (
+    bilinear_resize_matrix,
+    blur_matrices,
+    gaussian_taps,
+    padded_coordinates,
+)
+
+
+@pytest.mark.parametrize(("pad", "fwhm"), [(6, 4.0), (30, 13.0), (3, 6.0)])
+def test_gaussian_taps_are_one_at_the_centre_and_half_at_half_the_fwhm(pad, fwhm):
+    taps = gaussian_taps(pad, fwhm)
+    assert taps.shape == (2 * pad + 1,) and taps.dtype == np.float64
+    assert taps[pad] == 1.0
+    d = np.arange(-pad, pad + 1)
+    np.testing.assert_allclose(taps, 0.5 ** ((2.0 * d / fwhm) ** 2), rtol=1e-12)  # k(fwhm / 2) = 1/2 by definition
+    if fwhm / 2 <= pad and float(fwhm / 2).is_integer():
+        half = int(fwhm / 2)
+        assert taps[pad + half] == pytest.approx(0.5, rel=1e-12) == taps[pad - half]
+
+
+def test_padded_coordinates_span_minus_pad_to_one_plus_pad_cells():
+    coords = padded_coordinates(5, 2)
+    np.testing.assert_allclose(coords, np.array([-2, -1, 0, 1, 2, 3, 4, 5, 6]) / 4.0, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize(("in_size", "out_size"), [(5, 1), (1, 4), (4, 4), (3, 7), (7, 3), (31, 64), (2, 2), (6, 13)])
+def test_bilinear_resize_matrix_is_torchs_interpolate(in_size, out_size, align_corners):
+    eye = torch.eye(in_size, dtype=torch.float64)[None]  # [1, in, in]: column j is basis vector j
+    columns = F.interpolate(eye, size=out_size, mode="linear", align_corners=align_corners)[0]  # [in, out]
+    matrix = bilinear_resize_matrix(in_size, out_size, align_corners)
+    assert matrix.shape == (out_size, in_size)
+    np.testing.assert_allclose(matrix, columns.numpy().T, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("g", "pad", "fwhm"), [(5, 2, 2.0), (4, 3, 3.0), (7, 1, 1.5)])
+def test_blur_matrices_are_padding_weighting_and_correlation_written_out(g, pad, fwhm):
+    taps = [math.exp(-4.0 * math.log(2.0) * d * d / fwhm**2) for d in range(-pad, pad + 1)]
+    coords = [(j - pad) / (g - 1) for j in range(g + 2 * pad)]
+    m = np.zeros((g, g))
+    mc = np.zeros((g, g))
+    for i in range(g):  # output cell i correlates padded cells i .. i + 2 pad; padded cell j copies cell clip(j - p)
+        for t, tap in enumerate(taps):
+            j = i + t
+            source = min(max(j - pad, 0), g - 1)
+            m[i, source] += tap
+            mc[i, source] += tap * coords[j]
+    got_m, got_mc = blur_matrices(g, pad, fwhm)
+    np.testing.assert_allclose(got_m, m, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got_mc, mc, rtol=1e-12, atol=1e-15)
