@@ -84,7 +84,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_cov_bundle.py",
         "tests/test_cov_sidecar.py",
     ],
-    "runtime/frpt_runtime/sampling_matrices.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
+    "runtime/frpt_runtime/sampling_matrices.py": [
+        "tests/test_sampling.py",
+        "tests/test_lowering.py",
+        "tests/test_cov_sampling_matrices.py",
+    ],
     "export/frpt_export/lowering.py": ["tests/test_lowering.py", "tests/test_cov_lowering.py"],
 }
 
