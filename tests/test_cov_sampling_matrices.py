@@ -66,3 +66,25 @@ def test_blur_matrices_are_padding_weighting_and_correlation_written_out(g, pad,
     got_m, got_mc = blur_matrices(g, pad, fwhm)
     np.testing.assert_allclose(got_m, m, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got_mc, mc, rtol=1e-12, atol=1e-15)
+
+
+def test_grid_sample_skips_the_corners_past_the_last_row_and_column_like_torch():
+    """At ``x = 1`` or ``y = 1`` the second corner lies past the image: it is skipped, not read at weight 0.
+
+    An infinite pixel on the last row / column shows the difference: PyTorch gives inf (weight 1 on the pixel, the
+    corner past the edge skipped), a read at weight 0 would give inf * 0 = NaN.
+    """
+    from frpt_runtime.sampling_matrices import grid_sample_bilinear
+
+    image = np.arange(20, dtype=np.float32).reshape(1, 1, 4, 5)
+    image[0, 0, 3, :] = np.inf  # the last row
+    image[0, 0, :, 4] = -np.inf  # the last column (and the corner: -inf)
+    # on the edge, between two pixels of it: both inside corners carry weight, the two past the edge none
+    grid = np.array([[[[1.0, 1.0], [1.0, 0.0], [0.1, 1.0], [1.0, 0.5], [-0.3, 1.0]]]], np.float32)
+    expected = F.grid_sample(
+        torch.from_numpy(image), torch.from_numpy(grid), mode="bilinear", padding_mode="zeros", align_corners=True
+    ).numpy()
+    with np.errstate(invalid="ignore"):  # the skipped corners' inf * 0 is computed, then discarded (np.where)
+        out = grid_sample_bilinear(image, grid)
+    assert np.isinf(expected).all()  # every sample sits on an infinite pixel of the last row or column
+    np.testing.assert_array_equal(out, expected)
