@@ -99,6 +99,7 @@ _JOURNAL = "runtime/frpt_runtime/journal.py"
 _MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
 _BUNDLE = "runtime/frpt_runtime/bundle.py"
 _LOWERING, _SAMPLING = "export/frpt_export/lowering.py", "frpt/sampling.py"
+_MATRICES = "runtime/frpt_runtime/sampling_matrices.py"
 _BUFFER = (
     "persistent only decides whether the constant matrix is in the module's state_dict: the lowered copy is only "
     "traced to ONNX (a buffer of either kind becomes the same initialiser), never saved or loaded"
@@ -246,6 +247,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_SAMPLING, "stacked = torch.cat((a_pad, px * a_pad, py * a_pad), dim=1)  # [N, 3, G, G]", "1 -> 2"): (
         "[N, 1, 3G, G] and [N, 3, G, G] hold the same contiguous memory: the reshape to [3N, 1, G, G] that follows "
         "gives the same maps in the same order"
+    ),
+    (_MATRICES, "a = saliency.astype(np.float32)[:, 0]", "0 -> -1"): (
+        "the saliency map has one channel ([N, 1, g, g]): channel 0 is channel -1"
+    ),
+    (_MATRICES, "values = image[batch, :, np.clip(cy, 0, h - 1), np.clip(cx, 0, w - 1)]  # [N, h, w, C]", "0 -> -1"): (
+        "a corner index below 0 is outside the image: its value is read at index -1 instead of 0, then discarded by "
+        "the inside mask (np.where picks 0.0, whatever the value)"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
