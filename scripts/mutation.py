@@ -255,6 +255,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "a corner index below 0 is outside the image: its value is read at index -1 instead of 0, then discarded by "
         "the inside mask (np.where picks 0.0, whatever the value)"
     ),
+    (_SAMPLING, "g = saliency.shape[-1]", "1 -> 2"): (
+        "shape[-2] is shape[-1]: the line before refuses a saliency that is not square"
+    ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
         "errors, the same pixels"
