@@ -258,6 +258,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     (_SAMPLING, "g = saliency.shape[-1]", "1 -> 2"): (
         "shape[-2] is shape[-1]: the line before refuses a saliency that is not square"
     ),
+    (
+        _SAMPLING,
+        "out = F.conv2d(stacked.reshape(-1, 1, *a_pad.shape[-2:]), kernel).view(saliency.shape[0], 3, 1, g, g)",
+        "drop unary -",
+    ): (
+        "a_pad is 4-D, so shape[2:] is shape[-2:] (the other 'drop unary -' of this line, reshape(1, ...), cannot hold "
+        "3N maps and is killed)"
+    ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
         "errors, the same pixels"
