@@ -100,6 +100,10 @@ _MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime
 _BUNDLE = "runtime/frpt_runtime/bundle.py"
 _LOWERING, _SAMPLING = "export/frpt_export/lowering.py", "frpt/sampling.py"
 _MATRICES = "runtime/frpt_runtime/sampling_matrices.py"
+_FLOOR = (
+    "the clamp never binds: src <= in_size - 1 with align_corners (exactly in_size - 1 at the last output), "
+    "src < in_size - 1/2 without, so floor(src) <= in_size - 1 already; a looser bound changes nothing"
+)
 _BUFFER = (
     "persistent only decides whether the constant matrix is in the module's state_dict: the lowered copy is only "
     "traced to ONNX (a buffer of either kind becomes the same initialiser), never saved or loaded"
@@ -266,6 +270,8 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "a_pad is 4-D, so shape[2:] is shape[-2:] (the other 'drop unary -' of this line, reshape(1, ...), cannot hold "
         "3N maps and is killed)"
     ),
+    (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "- -> +"): _FLOOR,
+    (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "1 -> 0"): _FLOOR,
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
         "errors, the same pixels"
