@@ -272,6 +272,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "- -> +"): _FLOOR,
     (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "1 -> 0"): _FLOOR,
+    (_MATRICES, "g = saliency.shape[-1]", "1 -> 2"): (
+        "shape[-2] is shape[-1] for the square maps the op is given; a map that is not square fails the products "
+        "m @ a @ m.T either way"
+    ),
+    (_MATRICES, "grid = np.where(bad[..., None], 0.0, grid)", "0.0 -> 1.0"): (
+        "the filler only feeds grid points whose output is set to NaN at the end; 1.0 is inside the image as 0.0 is"
+    ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
         "errors, the same pixels"
