@@ -88,3 +88,18 @@ def test_grid_sample_skips_the_corners_past_the_last_row_and_column_like_torch()
         out = grid_sample_bilinear(image, grid)
     assert np.isinf(expected).all()  # every sample sits on an infinite pixel of the last row or column
     np.testing.assert_array_equal(out, expected)
+
+
+def test_grid_sample_zeros_padding_outside_the_image_is_torchs():
+    """Grid points past [-1, 1] on every side: corners outside contribute zero, as PyTorch's zeros padding."""
+    from frpt_runtime.sampling_matrices import grid_sample_bilinear
+
+    image = (np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5) + 1.0) / 7.0
+    points = [(-1.2, 0.1), (0.2, -1.3), (-1.1, -1.1), (1.2, 0.3), (0.4, 1.25), (1.1, 1.1), (-1.05, 0.9), (-2.5, 0.0)]
+    grid = np.broadcast_to(np.array(points, np.float32)[None, None], (2, 1, len(points), 2)).copy()
+    expected = F.grid_sample(
+        torch.from_numpy(image), torch.from_numpy(grid), mode="bilinear", padding_mode="zeros", align_corners=True
+    ).numpy()
+    out = grid_sample_bilinear(image, grid)
+    assert (expected[..., :-1] > 0).all() and (expected[..., -1] == 0).all()  # partly inside, and fully outside
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
