@@ -51,40 +51,63 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ROOTS = (".", "export", "runtime")
 
 # module file -> the test files that hold its claims (the run is restricted to these; subprocess tests run the
-# code on disk, not the mutant, so only in-process tests can kill a mutant).
-_EMBED_TESTS = ["tests/test_embed.py", "tests/test_embed_integrity.py", "tests/test_fields.py"]
+# code on disk, not the mutant, so only in-process tests can kill a mutant: the console-script files are not listed,
+# their tests take minutes per mutant and cannot kill one).
 MODULES: dict[str, list[str]] = {
-    "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
+    "frpt/sampling.py": ["tests/test_sampling.py", "tests/test_cov_model.py"],
     "frpt/cah.py": ["tests/test_model.py", "tests/test_lowering.py", "tests/test_cov_model.py"],
     "runtime/frpt_runtime/metrics.py": ["tests/test_metrics.py", "tests/test_cov_numeric.py"],
     "runtime/frpt_runtime/parity.py": ["tests/test_parity.py", "tests/test_cov_numeric.py"],
     "runtime/frpt_runtime/bundle.py": [
         "tests/test_bundle.py",
-        "tests/test_verify_binding.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_bundle_meta.py",
     ],
-    "runtime/frpt_runtime/manifest.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
-    "runtime/frpt_runtime/journal.py": [*_EMBED_TESTS, "tests/test_cov_journal.py"],
+    "runtime/frpt_runtime/manifest.py": [
+        "tests/test_cov_journal.py",
+        "tests/test_fields.py",
+        "tests/test_cov_manifest.py",
+    ],
+    "runtime/frpt_runtime/journal.py": ["tests/test_cov_journal.py", "tests/test_fields.py"],
     "runtime/frpt_runtime/images.py": ["tests/test_images.py", "tests/test_cov_images.py"],
     "runtime/frpt_runtime/fields.py": ["tests/test_fields.py", "tests/test_bundle.py"],
     "runtime/frpt_runtime/contract.py": [
         "tests/test_runtime_backends.py",
         "tests/test_bundle.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_contract.py",
+        "tests/test_cov_lowering.py",
     ],
     "runtime/frpt_runtime/engine_sidecar.py": [
         "tests/test_bundle.py",
-        "tests/test_runtime_backends.py",
+        "tests/test_runtime_trt_simulated.py",
         "tests/test_cov_bundle.py",
+        "tests/test_cov_sidecar.py",
     ],
-    "runtime/frpt_runtime/sampling_matrices.py": ["tests/test_sampling.py", "tests/test_lowering.py"],
-    "export/frpt_export/lowering.py": ["tests/test_lowering.py"],
+    "runtime/frpt_runtime/sampling_matrices.py": [
+        "tests/test_sampling.py",
+        "tests/test_lowering.py",
+        "tests/test_cov_sampling_matrices.py",
+    ],
+    "export/frpt_export/lowering.py": ["tests/test_lowering.py", "tests/test_cov_lowering.py"],
 }
 
 # Survivors no test can tell apart from the original, keyed by (module, stripped source line, mutation): the reason.
 _METRICS, _PARITY = "runtime/frpt_runtime/metrics.py", "runtime/frpt_runtime/parity.py"
 _IMAGES = "runtime/frpt_runtime/images.py"
 _JOURNAL = "runtime/frpt_runtime/journal.py"
+_MANIFEST, _CONTRACT = "runtime/frpt_runtime/manifest.py", "runtime/frpt_runtime/contract.py"
+_BUNDLE = "runtime/frpt_runtime/bundle.py"
+_LOWERING, _SAMPLING = "export/frpt_export/lowering.py", "frpt/sampling.py"
+_MATRICES = "runtime/frpt_runtime/sampling_matrices.py"
+_FLOOR = (
+    "the clamp never binds: src <= in_size - 1 with align_corners (exactly in_size - 1 at the last output), "
+    "src < in_size - 1/2 without, so floor(src) <= in_size - 1 already; a looser bound changes nothing"
+)
+_BUFFER = (
+    "persistent only decides whether the constant matrix is in the module's state_dict: the lowered copy is only "
+    "traced to ONNX (a buffer of either kind becomes the same initialiser), never saved or loaded"
+)
 _JOURNAL_LINE = 'return utf8_json(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\\n")'
 _CLOSE = (
     "acceptable: every append was flushed and fsync'd, so an unclosed handle changes no byte; only a descriptor "
@@ -166,6 +189,95 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ),
     (_IMAGES, "gray = (np.clip(values.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)", "0 -> 1"): (
         "0 and 1 have the same high byte (0)"
+    ),
+    (_MANIFEST, "np.save(writer, embeddings, allow_pickle=False)", "False -> True"): (
+        "allow_pickle only matters to object arrays; write_outputs is given float32 rows, saved byte for byte the same"
+    ),
+    (
+        _BUNDLE,
+        "split_rows(self.images, self.batch_sizes), split_rows(self.embeddings, self.batch_sizes), strict=True",
+        "True -> False",
+    ): ("both are split at the same cut points of one batch_sizes, so the two lists always have the same length"),
+    (_BUNDLE, '"meta": np.array(json.dumps(bundle.meta, sort_keys=True)),', "True -> False"): (
+        "key order of the meta JSON only: the meta property builds its dict in one fixed order, read back the same"
+    ),
+    (_BUNDLE, "if dtype != np.int64 or len(shape) != 1 or not 0 < shape[0] <= count:", "0 -> -1"): (
+        "the index mutant shape[0] -> shape[-1]: the rank was checked to be 1 just before (the other '0 -> -1' "
+        "of this line, -1 < B, is killed by the B = 0 header test)"
+    ),
+    (_BUNDLE, "meta = json.loads(str(np.lib.format.read_array(member, allow_pickle=False)))", "False -> True"): (
+        "the header was checked to be a unicode scalar first: an object (pickled) meta never reaches read_array"
+    ),
+    (_BUNDLE, "arrays[key] = np.lib.format.read_array(member, allow_pickle=False)", "False -> True"): (
+        "_check_headers admits only uint8 / float32 / int64 arrays: an object (pickled) array never reaches read_array"
+    ),
+    (_BUNDLE, "for key in _KEYS[:3]:", "3 -> 4"): (
+        "also reads the meta array, whose size was bounded and which was parsed already; the result is not used"
+    ),
+    (_BUNDLE, 'reason = (str(exc).splitlines() or [""])[0]', "0 -> -1"): (
+        "acceptable: which line of a multi-line reader error the message quotes (first or last); it stays one line "
+        "either way, and the archive / npy / JSON errors the tests provoke are one line"
+    ),
+    (
+        _LOWERING,
+        'self.register_buffer("rh", _constant(bilinear_resize_matrix(in_hw[0], grid, True)), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("rwt", _constant(bilinear_resize_matrix(in_hw[1], grid, True).T), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (_LOWERING, 'self.register_buffer("m", _constant(m), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("mt", _constant(m.T), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("d", _constant(d), persistent=False)', "False -> True"): _BUFFER,
+    (_LOWERING, 'self.register_buffer("dt", _constant(d.T), persistent=False)', "False -> True"): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("uh", _constant(bilinear_resize_matrix(grid, out_hw[0], False)), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (
+        _LOWERING,
+        'self.register_buffer("uwt", _constant(bilinear_resize_matrix(grid, out_hw[1], False).T), persistent=False)',
+        "False -> True",
+    ): _BUFFER,
+    (_LOWERING, "a = saliency.float()[:, 0]  # [N, g, g]", "0 -> -1"): (
+        "the saliency map has one channel ([N, 1, g, g]): channel 0 is channel -1"
+    ),
+    (_SAMPLING, "return torch.stack((gx[:, 0], gy[:, 0]), dim=-1)", "0 -> -1"): (
+        "gx and gy are [N, 1, g, g]: channel 0 is channel -1"
+    ),
+    (_SAMPLING, "stacked = torch.cat((a_pad, px * a_pad, py * a_pad), dim=1)  # [N, 3, G, G]", "1 -> 2"): (
+        "[N, 1, 3G, G] and [N, 3, G, G] hold the same contiguous memory: the reshape to [3N, 1, G, G] that follows "
+        "gives the same maps in the same order"
+    ),
+    (_MATRICES, "a = saliency.astype(np.float32)[:, 0]", "0 -> -1"): (
+        "the saliency map has one channel ([N, 1, g, g]): channel 0 is channel -1"
+    ),
+    (_MATRICES, "values = image[batch, :, np.clip(cy, 0, h - 1), np.clip(cx, 0, w - 1)]  # [N, h, w, C]", "0 -> -1"): (
+        "a corner index below 0 is outside the image: its value is read at index -1 instead of 0, then discarded by "
+        "the inside mask (np.where picks 0.0, whatever the value)"
+    ),
+    (_SAMPLING, "g = saliency.shape[-1]", "1 -> 2"): (
+        "shape[-2] is shape[-1]: the line before refuses a saliency that is not square"
+    ),
+    (
+        _SAMPLING,
+        "out = F.conv2d(stacked.reshape(-1, 1, *a_pad.shape[-2:]), kernel).view(saliency.shape[0], 3, 1, g, g)",
+        "drop unary -",
+    ): (
+        "a_pad is 4-D, so shape[2:] is shape[-2:] (the other 'drop unary -' of this line, reshape(1, ...), cannot hold "
+        "3N maps and is killed)"
+    ),
+    (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "- -> +"): _FLOOR,
+    (_MATRICES, "i0 = min(math.floor(src), in_size - 1)", "1 -> 0"): _FLOOR,
+    (_MATRICES, "g = saliency.shape[-1]", "1 -> 2"): (
+        "shape[-2] is shape[-1] for the square maps the op is given; a map that is not square fails the products "
+        "m @ a @ m.T either way"
+    ),
+    (_MATRICES, "grid = np.where(bad[..., None], 0.0, grid)", "0.0 -> 1.0"): (
+        "the filler only feeds grid points whose output is set to NaN at the end; 1.0 is inside the image as 0.0 is"
     ),
     (_IMAGES, "image.load()", "call statement -> pass"): (
         "PIL decodes lazily at the first pixel access (exif_transpose / convert), inside the same try: the same "
@@ -508,7 +620,8 @@ def run_mutant(path: str, source: str, index: int, tests: list[str], timeout: fl
 
 
 def _tests_for(line: int, lines: dict[str, list[str]], durations: dict[str, float], every: list[str]) -> list[str]:
-    """Node ids executing ``line``, fastest first; every test when only import-time code ran it."""
+    """Node ids executing ``line``, fastest first; ``every`` test of the run when only import-time code ran it (a
+    constant is read through the modules that imported it, by tests that may execute no line of this module)."""
     contexts = [c for c in lines.get(str(line), []) if c]
     if not contexts and "" in lines.get(str(line), []):
         contexts = every
@@ -527,7 +640,9 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     A mutant that survives the tests executing its line is run once more against every test of the files in which
     some test executed the module in-process (a module-scoped fixture runs the mutated code in the first test that
     needs it, while a later test of that file may hold the claim). Files none of whose tests reach the module in
-    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out.
+    this process (console-script tests run the code on disk in a child) cannot tell a mutant apart: left out. A
+    mutant of import-time code (a module constant) runs every test given, fastest first: another module imported
+    the constant, and any test may read it through that module.
     """
     source = (ROOT / path).read_text(encoding="utf-8")
     mutants = enumerate_mutants(source)
@@ -541,7 +656,7 @@ def mutate_module(path: str, tests: list[str], *, only: list[int] | None, factor
     print(f"{path}: {len(mutants)} mutants, baseline {time.monotonic() - start:.0f} s", file=sys.stderr)
     for mutant in mutants:
         tick = time.monotonic()
-        selected = _tests_for(mutant.line, lines, durations, confirm)
+        selected = _tests_for(mutant.line, lines, durations, sorted(durations, key=lambda t: durations[t]))
         if not selected:
             mutant.status = "uncovered"
         else:

@@ -100,3 +100,38 @@ def test_sampler_accepts_the_smallest_grid_and_refuses_a_mismatched_image():
         inhomogeneous_sample(torch.zeros(2, 8, 8), saliency, (8, 8), pad=1, fwhm=1.0)
     out = inhomogeneous_sample(torch.ones(2, 3, 8, 8, dtype=torch.float64), saliency, (4, 5), pad=1, fwhm=1.0)
     assert out.shape == (2, 3, 4, 5) and out.dtype == torch.float64
+
+
+def test_head_defaults_are_the_configs_defaults():
+    """A CAH / GeM built without arguments is the one the default model config builds (paper r = 8, p = 3)."""
+    from frpt_runtime.families.frpt import FRPTConfig
+
+    config = FRPTConfig()
+    assert (config.cah_reduction, config.gem_p) == (8, 3.0)
+    assert CAH(channels=64).fc1.out_features == 64 // config.cah_reduction == 8
+    assert CAH(channels=16).fc1.out_features == 2
+    x = _features(4).abs() + 0.1
+    torch.testing.assert_close(GeM()(x), (x**3).mean(dim=(2, 3)) ** (1 / 3))
+    torch.testing.assert_close(EmbeddingHead(6, pooling="gem").gem(x), GeM(config.gem_p)(x))
+
+
+def test_sampler_defaults_are_the_configs_dpp_geometry():
+    """coarse_grid / coarse_grid_dense / inhomogeneous_sample without pad, fwhm use the config's p = 30, FWHM 13."""
+    from frpt.sampling import coarse_grid_dense
+    from frpt_runtime.families.frpt import FRPTConfig
+
+    config = FRPTConfig()
+    logits = torch.randn(2, config.grid * config.grid, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    saliency = torch.softmax(logits * 4.0, dim=1).view(2, 1, config.grid, config.grid)
+    explicit = coarse_grid(saliency, config.pad, config.fwhm)
+    for other in ((config.pad + 1, config.fwhm), (config.pad, config.fwhm * 2), (config.pad, config.fwhm / 2)):
+        assert not torch.allclose(coarse_grid(saliency, *other), explicit, atol=1e-9)  # each value changes the grid
+    torch.testing.assert_close(coarse_grid(saliency), explicit, atol=0, rtol=0)
+    torch.testing.assert_close(coarse_grid_dense(saliency), explicit, atol=1e-12, rtol=0)
+    image = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    torch.testing.assert_close(
+        inhomogeneous_sample(image, saliency, (12, 10)),
+        inhomogeneous_sample(image, saliency, (12, 10), config.pad, config.fwhm),
+        atol=0,
+        rtol=0,
+    )
