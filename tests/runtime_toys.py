@@ -106,7 +106,8 @@ def toy_reference(images: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
 
 
-def toy_sidecar(plan: Path, **changes: object) -> EngineSidecar:
+def sidecar_fields(**changes: object) -> dict[str, object]:
+    """The fields of a valid engine sidecar (a fp16 toy export built by TensorRT 10.3 on an Orin), with ``changes``."""
     fields: dict[str, object] = dict(
         onnx_metadata=toy_metadata(precision="fp16"),
         trt_flavour="tensorrt",
@@ -118,12 +119,15 @@ def toy_sidecar(plan: Path, **changes: object) -> EngineSidecar:
         max_batch=16,
         onnx_sha256="0" * 64,
         bundle_sha256=None,
-        plan_sha256=sha256_file(plan),
+        plan_sha256="b" * 64,
         toolkit_version="0.1.0",
         plugin_required=False,
     )
-    fields.update(changes)
-    return EngineSidecar(**fields)  # type: ignore[arg-type]
+    return {**fields, **changes}
+
+
+def toy_sidecar(plan: Path, **changes: object) -> EngineSidecar:
+    return EngineSidecar(**sidecar_fields(**{"plan_sha256": sha256_file(plan), **changes}))  # type: ignore[arg-type]
 
 
 def toy_plan(tmp_path: Path, **changes: object) -> Path:

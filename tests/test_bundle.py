@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from runtime_toys import sidecar_fields
 
 from frpt_runtime.bundle import _REEXPORT, RefBundle, load_bundle, save_bundle
 from frpt_runtime.contract import ExportMetadata, Lowering, Precision, bundle_path_for, sidecar_path_for
@@ -94,22 +95,8 @@ def test_bad_files_one_line(tmp_path):
 
 
 def _sidecar(**kw) -> EngineSidecar:
-    base = dict(
-        onnx_metadata=ExportMetadata(CFG, Precision.fp16, Lowering.standard, 17, "0.1.0").to_props(),
-        trt_flavour="tensorrt",
-        trt_version="10.3.0",
-        gpu_name="Orin",
-        compute_capability="8.7",
-        min_batch=1,
-        opt_batch=8,
-        max_batch=16,
-        onnx_sha256="a" * 64,
-        bundle_sha256=None,
-        plan_sha256="b" * 64,
-        toolkit_version="0.1.0",
-        plugin_required=False,
-    )
-    return EngineSidecar(**{**base, **kw})
+    metadata = ExportMetadata(CFG, Precision.fp16, Lowering.standard, 17, "0.1.0").to_props()
+    return EngineSidecar(**sidecar_fields(**{"onnx_metadata": metadata, "onnx_sha256": "a" * 64, **kw}))
 
 
 def test_sidecar_round_trip_and_checks(tmp_path):

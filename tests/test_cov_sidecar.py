@@ -10,6 +10,7 @@ import dataclasses
 import json
 
 import pytest
+from runtime_toys import sidecar_fields
 
 from frpt_runtime.contract import ExportMetadata, Lowering, Precision, sidecar_path_for
 from frpt_runtime.engine_sidecar import EngineSidecar, check_compatible, read_sidecar, write_sidecar
@@ -18,22 +19,8 @@ from frpt_runtime.families.frpt import FRPTConfig
 
 
 def _fields(**changes: object) -> dict[str, object]:
-    fields: dict[str, object] = dict(
-        onnx_metadata=ExportMetadata(FRPTConfig(), Precision.fp16, Lowering.standard, 17, "0.1.0").to_props(),
-        trt_flavour="tensorrt",
-        trt_version="10.3.0",
-        gpu_name="Orin",
-        compute_capability="8.7",
-        min_batch=1,
-        opt_batch=8,
-        max_batch=16,
-        onnx_sha256="a" * 64,
-        bundle_sha256="c" * 64,
-        plan_sha256="b" * 64,
-        toolkit_version="0.1.0",
-        plugin_required=False,
-    )
-    return {**fields, **changes}
+    metadata = ExportMetadata(FRPTConfig(), Precision.fp16, Lowering.standard, 17, "0.1.0").to_props()
+    return sidecar_fields(**{"onnx_metadata": metadata, "onnx_sha256": "a" * 64, "bundle_sha256": "c" * 64, **changes})
 
 
 FIELDS = list(_fields())
