@@ -176,3 +176,46 @@ def test_decode_stage_decodes_as_the_model_config_says(tmp_path: Path, decoder: 
         expected[name] = decoded.images
     assert not np.array_equal(expected["fast"], expected["exact"])  # the case tells the decoders apart
     np.testing.assert_array_equal(pixels, expected[decoder])
+
+
+def test_stages_probe_decode_and_embed_in_process_as_frpt_embed_does(tmp_path: Path) -> None:
+    """The Ray stages run here without a cluster: the probe sees the model (and names what stops it), the decode
+    task skips what frpt-embed skips, the embedding actor gives the toy model's rows and refuses another model."""
+    import json
+
+    from runtime_toys import make_toy_onnx, toy_bundle, toy_reference
+
+    from frpt_runtime.distributed.stages import BackendSpec, EmbedChunks, decode_chunk, model_facts, probe_model
+
+    model = tmp_path / "toy.onnx"
+    weights = make_toy_onnx(model)
+    folder = make_image_folder(tmp_path / "images")
+    spec = BackendSpec(onnx=model)
+    probe = probe_model(spec, batch=4, verify=True, bundle=toy_bundle(tmp_path / "toy.ref.npz", weights, model))
+    assert probe.problem is None and probe.info is not None and probe.parity is not None and probe.parity.passed
+    missing = probe_model(BackendSpec(onnx=tmp_path / "none.onnx"), batch=4, verify=False, bundle=None)
+    assert missing.info is None and "none.onnx" in (missing.problem or "")
+    assert not spec.uses_gpu and BackendSpec(onnx=model, device="cuda").uses_gpu and BackendSpec(engine=model).uses_gpu
+
+    paths = [folder / "class0" / "img0.jpg", folder / "broken.jpg", folder / "class1" / "img1.png"]
+    config = probe.info.config
+    row = {"shard": 0, "chunk": 3, "paths": json.dumps([str(p) for p in paths])}
+    decoded = decode_chunk(row, config=config, workers=1)
+    assert (decoded["rows"], decoded["error"]) == (2, "")
+    assert [position for position, _ in json.loads(decoded["skipped"])] == [1]  # broken.jpg, with its reason
+
+    actor = EmbedChunks(spec, 4, model_facts(probe.info))
+    out = actor(decoded)
+    assert (out["shard"], out["chunk"], out["rows"], out["error"]) == (0, 3, 2, "")
+    pixels = np.frombuffer(decoded["pixels"], np.uint8).reshape(2, *probe.info.input_shape)
+    np.testing.assert_allclose(np.frombuffer(out["embedding"], "<f4").reshape(2, -1), toy_reference(pixels, weights),
+                               atol=1e-5)  # fmt: skip
+    assert actor({**decoded, "error": "RuntimeError: decode died"})["error"] == "RuntimeError: decode died"
+    assert "ValueError" in actor({**decoded, "rows": 3})["error"]  # pixels that are not 3 images: the chunk fails
+
+    other = EmbedChunks(spec, 4, {**model_facts(probe.info), "sha256": "f" * 64})
+    assert other(decoded)["error"] == "this actor's model differs from the probed one in: sha256"
+    unusable = EmbedChunks(BackendSpec(onnx=tmp_path / "none.onnx"), 4, {})
+    assert "none.onnx" in unusable(decoded)["error"]
+    failed = decode_chunk({**row, "paths": json.dumps([str(tmp_path)])}, config=config, workers=0)
+    assert failed["error"] and failed["rows"] == 0  # a pipeline that cannot start fails the chunk, named

@@ -104,7 +104,7 @@ def test_two_cpus_default_plan_matches_frpt_embed_resumes_by_shard_and_refuses_o
     toy: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)  # a fresh instance even beside a running cluster
     try:
         with deadline(300, "frpt-embed --ray on ray.init(num_cpus=2)"):
             unmerged = run_embed_job(_job(toy, out, "local", merge=False)).embed
