@@ -12,7 +12,7 @@ picks the mode. This script measures, in one run:
 * **pathological-but-valid images** (``--rss``): peak RSS of ``frpt-embed`` (ONNX Runtime CPU, default batch and
   workers) on a folder of thin (1x40000, 40000x1), huge-but-valid (9000x9000 RGB and RGBA PNG, 80 M pixels each
   under PIL's 89 M budget; 12 MP JPEGs), 16-bit and CMYK files, measured as that process's own VmHWM,
-  and on 300 CUB-like JPEGs at the largest batch ONNX Runtime takes (its cap), each against issue 9's 1.5 GiB.
+  and on 300 CUB-like JPEGs at the largest batch ONNX Runtime takes (its cap), each against the 1.5 GiB bound.
 
 Usage: ``python benchmarks/bench_decode.py [--size 224] [--cub 48] [--phone 6] [--reps 5] [--rss | --rss-only]``
 """
@@ -132,7 +132,7 @@ def pathological_folder(folder: Path) -> None:
     make_photos(folder / "phone", 4, (4000, 4000), seed=3)
 
 
-RSS_LIMIT_GIB = 1.5  # issue 9's acceptance: frpt-embed on pathological-but-valid images at the default batch
+RSS_LIMIT_GIB = 1.5  # the memory bound for frpt-embed on pathological-but-valid images at the default batch
 
 
 # Runs frpt-embed's CLI in a fresh interpreter and reports that process's VmHWM at exit. Not os.wait4's ru_maxrss:
